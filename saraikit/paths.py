@@ -1,0 +1,33 @@
+"""Where the project keeps models and outputs.
+
+The root is the checkout that holds this package (editable install). Set
+``SARAIKIT_ROOT`` to use another folder, e.g. a scratch folder in tests.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def project_root() -> Path:
+    env = os.environ.get("SARAIKIT_ROOT")
+    if env:
+        return Path(env).resolve()
+    return Path(__file__).resolve().parent.parent
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("SARAIKIT_MODELS", project_root() / "models"))
+
+
+def outputs_dir() -> Path:
+    return Path(os.environ.get("SARAIKIT_OUTPUTS", project_root() / "outputs"))
+
+
+def results_db_path() -> Path:
+    return outputs_dir() / "results.sqlite"
+
+
+def notebooks_dir() -> Path:
+    return project_root() / "notebooks"
