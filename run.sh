@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# saraikit's two commands:
+#   ./run.sh workbook [options]   the main job: every notebook on the default stack -> outputs/<target>/ (HTML report)
+#   ./run.sh test [pytest args]   the whole test suite (unit + integration on the real default models)
+# Both install what is missing first (Debian packages, the virtual environment and its Python
+# packages, the default models) and are safe to run again: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+
+# Debian packages: speech data, the espeak-ng baseline voice, build tools for llama-cpp-python,
+# and Chromium for the browser tests of the HTML reports.
+DEBIAN_PACKAGES=(espeak-ng asterisk-core-sounds-es-wav asterisk-core-sounds-es pocketsphinx-testdata
+                 build-essential cmake git python3-venv chromium)
+
+log() { printf '[saraikit] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+ensure_debian_packages() {
+  local missing=()
+  for pkg in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+}
+
+find_python() {
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)'; then
+      command -v "$candidate"; return 0
+    fi
+  done
+  log "Python 3.11 is required (found: $(python3 --version 2>&1 || echo none))"; exit 1
+}
+
+ensure_venv() {
+  if [ ! -x "$PY" ]; then
+    log "creating the virtual environment in .venv"
+    "$(find_python)" -m venv "$VENV"
+  fi
+  # Reinstall only when pyproject.toml changed since the last successful install.
+  local stamp="$VENV/.saraikit-installed" want
+  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    log "installing Python packages (llama-cpp-python compiles from source the first time: ~5 minutes)"
+    "$PY" -m pip install -q --upgrade pip wheel setuptools
+    "$PY" -m pip install -q -e ".[test]"
+    echo "$want" > "$stamp"
+  fi
+}
+
+provision_models() {
+  "$VENV/bin/saraikit" models provision
+}
+
+main() {
+  local command=${1:-}
+  shift || true
+  case "$command" in
+    workbook)
+      ensure_debian_packages; ensure_venv; provision_models
+      exec "$VENV/bin/saraikit" workbook "$@" ;;
+    test)
+      ensure_debian_packages; ensure_venv; provision_models
+      exec "$PY" -m pytest "$@" ;;
+    setup)
+      ensure_debian_packages; ensure_venv; provision_models ;;
+    *)
+      echo "usage: ./run.sh workbook [--target NAME] [--quick] [--only NOTEBOOK ...]" >&2
+      echo "       ./run.sh test [pytest args]" >&2
+      echo "       ./run.sh setup" >&2
+      exit 2 ;;
+  esac
+}
+
+main "$@"
