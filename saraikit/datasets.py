@@ -26,8 +26,9 @@ Decisions:
 - A transcript that is only a bracketed tag, ``[tono simple]`` or
   ``(beep)``, is non-speech and dropped. Brackets inside speech are removed
   and the words kept: the only case, ``Sus saludos [temporales] estan
-  actualmente en uso``, speaks at 12.7 characters/s with the word (the set's
-  median is 11.4) and 9.4 without it, so "temporales" is spoken.
+  actualmente en uso``, speaks at 12.7 characters/s with the word (the
+  median of prompts over 20 characters is 11.4) and 9.4 without it, so
+  "temporales" is spoken.
 - References are otherwise kept as written (case, accents, punctuation,
   digits such as "marque 1"): normalising text for WER is the job of the
   quality code, not of the manifest.
@@ -123,7 +124,8 @@ class Dataset:
             f"{self.name}: {len(self.clips)} clips, {minutes:.1f} min, "
             f"language {languages}, {rates or '-'} Hz; dropped {len(self.dropped)}"
         ]
-        lines += [f"  dropped, {reason}: {count}" for reason, count in self.dropped_counts().items()]
+        counts = self.dropped_counts().items()
+        lines += [f"  dropped, {reason}: {count}" for reason, count in counts]
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -140,7 +142,8 @@ class _Drop(Exception):
 # --- checks shared by every source -------------------------------------------
 
 
-def _probe_audio(path: Path) -> sf._SoundFileInfo:
+def _probe_audio(path: Path) -> tuple[float, int]:
+    """Duration (s) and sample rate of a usable audio file; raises _Drop otherwise."""
     if not path.is_file():
         raise _Drop(MISSING_AUDIO)
     try:
@@ -155,7 +158,7 @@ def _probe_audio(path: Path) -> sf._SoundFileInfo:
         raise _Drop(UNREADABLE_AUDIO, str(error)) from None
     if peak < SILENCE_DBFS:
         raise _Drop(SILENT, f"peak {peak:.1f} dBFS")
-    return info
+    return info.duration, info.samplerate
 
 
 def _clean_reference(text: str) -> str:
@@ -205,14 +208,15 @@ def _build_from_folder(
             # Not path.is_file(): on a case-insensitive disk "1f.wav" would find "1F.wav".
             if key not in wavs:
                 raise _Drop(MISSING_AUDIO)
-            info = _probe_audio(path)
+            duration_s, sample_rate = _probe_audio(path)
             texts = transcripts.get(key)
             if not texts:
                 raise _Drop(NO_TRANSCRIPT)
             if len(set(texts)) > 1:
                 raise _Drop(CONFLICTING_TRANSCRIPTS, " | ".join(texts))
             reference = _clean_reference(texts[0])
-            clips.append(Clip(key, path, language, info.duration, info.samplerate, reference, source))
+            clip = Clip(key, path, language, duration_s, sample_rate, reference, source)
+            clips.append(clip)
         except _Drop as drop:
             dropped.append(Dropped(key, path, drop.reason, drop.detail))
     return Dataset(name, clips, dropped)
@@ -368,12 +372,13 @@ def read_manifest(path: str | Path) -> Dataset:
             if clip_id in seen_ids:
                 raise _Drop(DUPLICATE_ID)
             seen_ids.add(clip_id)
-            info = _probe_audio(clip_path)
+            duration_s, sample_rate = _probe_audio(clip_path)
             language = _check_language(row.get("language", ""))
             reference = _clean_reference(row.get("reference", ""))
-            clips.append(
-                Clip(clip_id, clip_path, language, info.duration, info.samplerate, reference, str(path))
+            clip = Clip(
+                clip_id, clip_path, language, duration_s, sample_rate, reference, str(path)
             )
+            clips.append(clip)
         except _Drop as drop:
             dropped.append(Dropped(clip_id, clip_path, drop.reason, drop.detail))
     return Dataset(path.stem, clips, dropped, notes=[f"read from {path}"])
@@ -435,7 +440,8 @@ def filter(
     """A subset of ``dataset``, in its order; ``limit`` picks evenly spaced clips."""
     if limit is not None and limit < 0:
         raise DataError(f"limit must be 0 or more, got {limit}")
-    if min_duration_s is not None and max_duration_s is not None and min_duration_s > max_duration_s:
+    both_bounds = min_duration_s is not None and max_duration_s is not None
+    if both_bounds and min_duration_s > max_duration_s:
         raise DataError(f"min_duration_s {min_duration_s} is above max_duration_s {max_duration_s}")
     clips = [
         clip

@@ -109,7 +109,8 @@ def test_check_audio_accepts_clean_speech_like_audio():
 
 
 def test_check_audio_silent():
-    assert check_audio(Audio(np.zeros(16000, dtype=np.float32), 16000)) == ["silent (peak -inf dBFS)"]
+    zeros = Audio(np.zeros(16000, dtype=np.float32), 16000)
+    assert check_audio(zeros) == ["silent (peak -inf dBFS)"]
     quiet = Audio(np.full(16000, 0.0001, dtype=np.float32), 16000)
     assert check_audio(quiet) == ["silent (peak -80.0 dBFS)"]
 

@@ -1,0 +1,206 @@
+"""The ``saraikit`` command line.
+
+    saraikit models provision [--verify] [--only NAME ...]
+    saraikit models list
+    saraikit inventory
+    saraikit hardware
+    saraikit bench MODEL [--ort KEY=VALUE ...] [--dim NAME=INT ...] [--config FILE] [--warmup N]
+                         [--min-iterations N] [--min-duration S] [--inline] [--timeout S]
+    saraikit overhead MODEL [--dim NAME=INT ...]
+    saraikit workbook [--target NAME] [--quick] [--only NOTEBOOK ...] [--params FILE]
+    saraikit results [--experiment NAME] [--run RUN_ID]
+
+Bad input ends with ``error: <what and where>`` on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError, SaraikitError
+
+
+def _key_values(pairs: list[str], what: str) -> dict:
+    parsed = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ConfigError(f"{what} {pair!r} must look like KEY=VALUE")
+        key, value = pair.split("=", 1)
+        parsed[key] = yaml.safe_load(value)  # "4" -> 4, "true" -> True, "ALL" -> "ALL"
+    return parsed
+
+
+def _resolve_model(name_or_path: str) -> tuple[Path, str, str | None]:
+    from . import models
+
+    path = Path(name_or_path)
+    if path.exists():
+        return path, path.stem, models.sha256_file(path) if path.is_file() else None
+    entry = models.model_entry(name_or_path)
+    return models.paths.models_dir() / entry.path, entry.name, entry.sha256
+
+
+def cmd_models(args) -> int:
+    from . import models
+
+    if args.action == "provision":
+        models.provision(verify=args.verify, only=args.only,
+                         progress=lambda name, status: print(f"{name:<26} {status}"))
+        print(f"manifest: {models.paths.models_dir() / models.MANIFEST_NAME}")
+    else:
+        import pandas as pd
+
+        rows = [{"name": e.name, "role": e.role, "format": e.format, "MB": round(e.bytes / 1e6, 1),
+                 "sha256": e.sha256[:12], "source": e.package or e.source, "license": e.license or ""}
+                for e in models.list_models()]
+        print(pd.DataFrame(rows).to_string(index=False) if rows else "no models: run `saraikit models provision`")
+    return 0
+
+
+def cmd_inventory(args) -> int:
+    from . import inspect, models
+
+    infos = [inspect.inspect_model(models.paths.models_dir() / e.path) for e in models.list_models()]
+    print(inspect.inventory_frame(infos).to_string(index=False))
+    return 0
+
+
+def cmd_hardware(args) -> int:
+    from .hardware import fingerprint, target_slug
+
+    fp = fingerprint()
+    print(f"target: {target_slug(args.target, fp)}")
+    for key, value in fp.card().items():
+        print(f"{key:<18} {value}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from . import bench, stats
+    from .store import ResultsStore
+
+    path, name, sha = _resolve_model(args.model)
+    values = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
+    values = dict(values or {})
+    values.setdefault("ort", {}).update(_key_values(args.ort, "--ort"))
+    values.setdefault("dims", {}).update(_key_values(args.dim, "--dim"))
+    plan = values.setdefault("plan", {})
+    for key in ("warmup", "min_iterations", "min_duration_s"):
+        if getattr(args, key) is not None:
+            plan[key] = getattr(args, key)
+    spec = bench.spec_from_dict(str(path), values)
+    store = ResultsStore(args.db) if args.db else ResultsStore()
+    run_id = store.start_run(target=args.target, notes="cli bench")
+    outcome = bench.bench_onnx(spec, store=store, run_id=run_id, model_name=name, model_sha256=sha,
+                               isolated=not args.inline, timeout_s=args.timeout)
+    if not outcome.ok:
+        print(f"error: benchmark of {name} failed: {outcome.error}", file=sys.stderr)
+        return 1
+    s = outcome.summary
+    print(f"{name}  inputs: {spec.inputs_kind} {outcome.raw['input_shapes']}  ORT: {spec.config()['ort']}")
+    print(f"load {outcome.raw['load_s']:.3f} s   first inference {outcome.raw['first_inference_ms']:.1f} ms")
+    print(stats.format_summary(s, "latency"))
+    print(f"peak RSS {outcome.raw['memory']['after']['peak_rss_bytes'] / 2**20:.0f} MiB   "
+          f"stored as trial {outcome.trial_id} of run {run_id} in {store.path}")
+    return 0
+
+
+def cmd_overhead(args) -> int:
+    from . import bench
+    from .store import ResultsStore
+
+    path, name, sha = _resolve_model(args.model)
+    result = bench.harness_overhead(str(path), dims=_key_values(args.dim, "--dim"), rounds=args.rounds,
+                                    calls_per_round=args.calls)
+    store = ResultsStore()
+    store.record(store.start_run(notes="cli overhead"), bench.overhead_trial(str(path), result, sha, name))
+    print(json.dumps(result.to_dict(), indent=2))
+    return 0
+
+
+def cmd_workbook(args) -> int:
+    from .workbook import run_workbook
+
+    result = run_workbook(target=args.target, quick=args.quick, only=args.only, params_file=args.params)
+    print(result.table())
+    return 0 if result.ok else 1
+
+
+def cmd_results(args) -> int:
+    from .store import ResultsStore
+
+    frame = ResultsStore().results(experiment=args.experiment, run_id=args.run)
+    columns = ["run_id", "target", "experiment", "model_name", "metric", "value", "unit", "n", "provenance"]
+    print(frame[columns].tail(args.last).to_string(index=False) if not frame.empty else "no results yet")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="saraikit", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="provision or list models")
+    p.add_argument("action", choices=["provision", "list"])
+    p.add_argument("--verify", action="store_true", help="re-hash every file even when unchanged")
+    p.add_argument("--only", nargs="*", help="default model names to provision")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("inventory", help="inspect every model in models/")
+    p.set_defaults(func=cmd_inventory)
+
+    p = sub.add_parser("hardware", help="print the hardware fingerprint")
+    p.add_argument("--target")
+    p.set_defaults(func=cmd_hardware)
+
+    p = sub.add_parser("bench", help="benchmark one ONNX model (synthetic inputs)")
+    p.add_argument("model", help="a model name from `saraikit models list`, or a path")
+    p.add_argument("--ort", nargs="*", default=[], help="ONNX Runtime options, e.g. intra_op_num_threads=2")
+    p.add_argument("--dim", nargs="*", default=[], help="dynamic dimensions, e.g. batch=1 phonemes=60")
+    p.add_argument("--config", help="YAML/JSON file with keys ort, plan, dims, values, seed")
+    p.add_argument("--warmup", type=int)
+    p.add_argument("--min-iterations", dest="min_iterations", type=int)
+    p.add_argument("--min-duration", dest="min_duration_s", type=float)
+    p.add_argument("--inline", action="store_true", help="run in this process instead of a fresh one")
+    p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument("--target")
+    p.add_argument("--db", help="results database (default outputs/results.sqlite)")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("overhead", help="harness overhead versus a bare session.run loop")
+    p.add_argument("model")
+    p.add_argument("--dim", nargs="*", default=[])
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--calls", type=int, default=50)
+    p.set_defaults(func=cmd_overhead)
+
+    p = sub.add_parser("workbook", help="run every notebook and export HTML")
+    p.add_argument("--target")
+    p.add_argument("--quick", action="store_true", help="small samples, same code paths")
+    p.add_argument("--only", nargs="*")
+    p.add_argument("--params", help="parameter YAML (default params/<target>.yaml or params/default.yaml)")
+    p.set_defaults(func=cmd_workbook)
+
+    p = sub.add_parser("results", help="print stored figures")
+    p.add_argument("--experiment")
+    p.add_argument("--run")
+    p.add_argument("--last", type=int, default=40)
+    p.set_defaults(func=cmd_results)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SaraikitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
