@@ -237,3 +237,47 @@ def spec_from_dict(model_path: str, values: dict) -> OnnxBench:
 
 def spec_to_dict(spec: OnnxBench) -> dict:
     return {k: v for k, v in asdict(spec).items() if k != "feeds"}
+
+
+def bench_models(benchmarks: dict[str, dict], ort: dict | None = None, plan: dict | None = None,
+                 store: ResultsStore | None = None, run_id: str | None = None,
+                 experiment: str = "synthetic_benchmark", timeout_s: float = 600.0,
+                 models_dir: Path | None = None, progress: bool = True):
+    """Benchmark several provisioned models, each in its own process.
+
+    ``benchmarks`` maps a model name to its input settings (``dims``, ``values``).
+    Returns ``(table, samples)``: a DataFrame with one row per model (percentiles
+    already formatted with their support flags) and the raw samples per model.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from . import models
+
+    rows, samples = [], {}
+    for name, inputs in tqdm(benchmarks.items(), desc=experiment, disable=not progress):
+        entry = models.model_entry(name, models_dir)
+        path = (models_dir or models.paths.models_dir()) / entry.path
+        spec = OnnxBench(model_path=str(path), ort=ort or {}, plan=plan or {},
+                         dims=inputs.get("dims", {}), values=inputs.get("values", {}))
+        outcome = bench_onnx(spec, store=store, run_id=run_id, experiment=experiment, model_name=name,
+                             model_sha256=entry.sha256, timeout_s=timeout_s)
+        rows.append(outcome_row(name, spec, outcome))
+        if outcome.ok:
+            samples[name] = outcome.raw["samples_ms"]
+    return pd.DataFrame(rows), samples
+
+
+def outcome_row(name: str, spec: OnnxBench, outcome: BenchOutcome) -> dict:
+    row = {"model": name, "inputs": spec.inputs_kind, "status": "ok" if outcome.ok else "failed"}
+    if not outcome.ok:
+        return {**row, "error": outcome.error}
+    s, raw = outcome.summary, outcome.raw
+    return {
+        **row, "n": s.n,
+        "p50_ms": s.p50, "p50_ci": stats.format_interval(s.p50, s.p50_ci_low, s.p50_ci_high, s.confidence),
+        "p90": stats.format_percentile(s, "p90"), "p99": stats.format_percentile(s, "p99"),
+        "cv": s.cv, "load_s": raw["load_s"], "first_inference_ms": raw["first_inference_ms"],
+        "peak_rss_MiB": raw["memory"]["after"]["peak_rss_bytes"] / 2**20,
+        "input_shapes": raw["input_shapes"], "error": "",
+    }
