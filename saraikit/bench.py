@@ -177,23 +177,32 @@ class Overhead:
 
 
 def harness_overhead(model_path: str, ort: dict | None = None, dims: dict | None = None,
-                     values: dict | None = None, rounds: int = 10, calls_per_round: int = 50) -> Overhead:
+                     values: dict | None = None, rounds: int = 10, round_s: float = 0.5) -> Overhead:
     """Time the same session with :func:`measure` and with a bare loop, rounds interleaved.
 
     Each round gives one per-call figure per method: the harness's wall time
     for ``calls_per_round`` measured calls divided by the count, and the bare
-    loop's wall time divided by the count. Interleaving (A B A B ...) cancels
+    loop's wall time divided by the count. ``calls_per_round`` is calibrated
+    so that one round of one method lasts about ``round_s`` seconds (short
+    rounds are dominated by scheduler noise). Interleaving (A B A B ...) cancels
     slow drifts such as frequency scaling. The ratio is harness / bare, with a
     bootstrap confidence interval over rounds; the goal is at most 1.02.
     """
     config = OrtConfig.from_dict(ort or {})
     session = build_ort_session(model_path, config)
     feeds = synthetic_inputs(session, dims=dims or {}, values=values or {})
+    run = session.run
+    for _ in range(5):  # warm the session once for both methods
+        run(None, feeds)
+    t0 = time.perf_counter()
+    calibration = 0
+    while time.perf_counter() - t0 < min(round_s, 0.2):
+        run(None, feeds)
+        calibration += 1
+    per_call = (time.perf_counter() - t0) / calibration
+    calls_per_round = max(5, int(round_s / per_call))
     plan = TimingPlan(warmup=0, min_iterations=calls_per_round, min_duration_s=0,
                       max_iterations=calls_per_round)
-    run = session.run
-    for _ in range(max(5, calls_per_round // 5)):  # warm the session once for both methods
-        run(None, feeds)
     harness, bare = [], []
     for _ in range(rounds):
         timing = measure(lambda: run(None, feeds), plan)
@@ -250,9 +259,9 @@ def bench_models(benchmarks: dict[str, dict], ort: dict | None = None, plan: dic
     already formatted with their support flags) and the raw samples per model.
     """
     import pandas as pd
-    from tqdm.auto import tqdm
 
     from . import models
+    from .progress import progress as tqdm
 
     rows, samples = [], {}
     for name, inputs in tqdm(benchmarks.items(), desc=experiment, disable=not progress):

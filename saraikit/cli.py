@@ -116,7 +116,7 @@ def cmd_overhead(args) -> int:
 
     path, name, sha = _resolve_model(args.model)
     result = bench.harness_overhead(str(path), dims=_key_values(args.dim, "--dim"), rounds=args.rounds,
-                                    calls_per_round=args.calls)
+                                    round_s=args.round_s)
     store = ResultsStore()
     store.record(store.start_run(notes="cli overhead"), bench.overhead_trial(str(path), result, sha, name))
     print(json.dumps(result.to_dict(), indent=2))
@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--dim", nargs="*", default=[])
     p.add_argument("--rounds", type=int, default=10)
-    p.add_argument("--calls", type=int, default=50)
+    p.add_argument("--round-s", dest="round_s", type=float, default=0.5, help="seconds per round and method")
     p.set_defaults(func=cmd_overhead)
 
     p = sub.add_parser("workbook", help="run every notebook and export HTML")

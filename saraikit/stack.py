@@ -17,7 +17,7 @@ import yaml
 from .errors import ConfigError
 
 STACK_KEYS = {"stages", "links", "name"}
-STAGE_KEYS = {"model", "engine", "settings", "expects", "produces", "language"}
+STAGE_KEYS = {"model", "engine", "settings", "expects", "produces", "has", "language"}
 ENGINES = {"onnxruntime", "ctranslate2", "llama.cpp", "espeak-ng", "piper"}
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 import traceback
@@ -156,6 +157,7 @@ def run_workbook(target: str | None = None, quick: bool = False, only: list[str]
     params = load_params(target, params_file)
     store = ResultsStore()
     run_id = store.start_run(target=target, notes=f"workbook quick={quick}")
+    os.environ["SARAIKIT_BATCH"] = "1"  # kernels inherit it: plain-text progress bars in batch runs
     out_dir = paths.outputs_dir() / target / "runs" / run_id
     out_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out_dir / "workbook.log")
@@ -165,7 +167,7 @@ def run_workbook(target: str | None = None, quick: bool = False, only: list[str]
     result = WorkbookRun(target, run_id, str(out_dir), quick)
     start = time.perf_counter()
     try:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         bar = tqdm(notebooks, desc="workbook", unit="notebook", disable=not progress)
         for notebook in bar:
