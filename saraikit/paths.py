@@ -1,7 +1,9 @@
 """Where the project keeps models and outputs.
 
 The root is the checkout that holds this package (editable install). Set
-``SARAIKIT_ROOT`` to use another folder, e.g. a scratch folder in tests.
+``SARAIKIT_ROOT`` to use another folder, or ``SARAIKIT_MODELS``,
+``SARAIKIT_OUTPUTS`` and ``SARAIKIT_NOTEBOOKS`` to move one of them (tests
+point outputs at a scratch folder this way).
 """
 
 from __future__ import annotations
@@ -30,4 +32,4 @@ def results_db_path() -> Path:
 
 
 def notebooks_dir() -> Path:
-    return project_root() / "notebooks"
+    return Path(os.environ.get("SARAIKIT_NOTEBOOKS", project_root() / "notebooks"))

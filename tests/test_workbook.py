@@ -1,0 +1,85 @@
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from saraikit import workbook
+from saraikit.errors import ConfigError
+from saraikit.store import ResultsStore
+
+ROOT = Path(__file__).resolve().parent.parent
+import sys
+sys.path.insert(0, str(ROOT / "tools"))
+from nbgen import write  # noqa: E402
+
+
+def test_committed_notebooks_have_no_outputs_and_a_parameters_cell():
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert notebooks, "no notebooks committed"
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(not c.outputs and c.execution_count is None for c in code), f"{path.name} has outputs"
+        tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged parameters"
+        assert "quick = False" in tagged[0].source and "target = None" in tagged[0].source
+
+
+def make_notebooks(folder: Path) -> None:
+    folder.mkdir()
+    write(folder / "01_ok.ipynb", [("params", "target = None\nrun_id = None\nquick = False\ngreeting = 'hi'"),
+                                    ("code", "print(greeting, target, quick)")])
+    write(folder / "02_fails.ipynb", [("params", "target = None\nrun_id = None\nquick = False"),
+                                       ("code", "raise RuntimeError('this notebook is broken on purpose')")])
+    write(folder / "03_after.ipynb", [("params", "target = None\nrun_id = None\nquick = False"),
+                                       ("code", "print('still ran')")])
+
+
+@pytest.fixture()
+def scratch(tmp_path, monkeypatch):
+    make_notebooks(tmp_path / "notebooks")
+    monkeypatch.setenv("SARAIKIT_NOTEBOOKS", str(tmp_path / "notebooks"))
+    monkeypatch.setenv("SARAIKIT_OUTPUTS", str(tmp_path / "outputs"))
+    return tmp_path
+
+
+def test_a_failing_notebook_does_not_stop_the_others(scratch):
+    params = scratch / "p.yaml"
+    params.write_text("01_ok: {greeting: hello}\n")
+    result = workbook.run_workbook(target="Unit Box", quick=True, params_file=params, progress=False)
+    statuses = {nb.name: nb.status for nb in result.notebooks}
+    assert statuses == {"01_ok": "ok", "02_fails": "failed", "03_after": "ok"}
+    failed = next(nb for nb in result.notebooks if nb.name == "02_fails")
+    assert "broken on purpose" in failed.error
+    out = scratch / "outputs" / "unit-box"
+    for stem in ("01_ok", "02_fails", "03_after"):  # latest copies, with and without code
+        assert (out / f"{stem}.ipynb").exists() and (out / f"{stem}.html").exists()
+        assert (out / f"{stem}.report.html").exists()
+    executed = nbformat.read(out / "01_ok.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert "hello unit-box True" in printed  # parameters from the file and the workbook were injected
+    assert "broken on purpose" in (out / "02_fails.html").read_text()
+    summary = json.loads((Path(result.out_dir) / "summary.json").read_text())
+    assert [nb["status"] for nb in summary["notebooks"]] == ["ok", "failed", "ok"]
+    assert (Path(result.out_dir) / "workbook.log").read_text().count("running") == 3
+    runs = ResultsStore(scratch / "outputs" / "results.sqlite").runs()
+    assert list(runs["run_id"]) == [result.run_id] and runs.iloc[0]["target"] == "unit-box"
+
+
+def test_report_html_hides_code(scratch):
+    result = workbook.run_workbook(target="t", only=["01"], progress=False)
+    nb = result.notebooks[0]
+    with_code, without_code = Path(nb.html).read_text(), Path(nb.report_html).read_text()
+    code_span = "<span class=\"n\">greeting</span>"  # the highlighted source of the code cell
+    assert code_span in with_code and code_span not in without_code
+    assert "hi t False" in with_code and "hi t False" in without_code
+
+
+def test_unknown_notebook_and_unknown_params_are_rejected(scratch):
+    with pytest.raises(ConfigError, match=r"unknown notebook\(s\) \['99_nope'\]"):
+        workbook.select(["99_nope"])
+    bad = scratch / "bad.yaml"
+    bad.write_text("05_missing: {x: 1}\n")
+    with pytest.raises(ConfigError, match="unknown notebook"):
+        workbook.load_params("t", bad)
