@@ -1,0 +1,143 @@
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from saraikit import coldstart, grid
+from saraikit.errors import ConfigError
+from saraikit.hardware import target_slug
+
+from helpers import tiny_matmul_model
+
+
+def synthetic_measure(medians: dict[int, float], calls: list, seed=0):
+    """Latencies ~ lognormal around a per-config median; the config is keyed by intra threads."""
+    rng = np.random.default_rng(seed)
+
+    def measure(config, plan):
+        calls.append((dict(config), dict(plan)))
+        n = plan.get("min_iterations", 10)
+        return list(medians[config["intra_op_num_threads"]] * rng.lognormal(0, 0.05, n))
+
+    return measure
+
+
+def test_expand_is_the_cartesian_product_and_validates():
+    configs = grid.expand({"graph_optimization_level": ["BASIC", "ALL"], "intra_op_num_threads": [1, 2, 3]})
+    assert len(configs) == 6
+    assert {"graph_optimization_level": "ALL", "intra_op_num_threads": 3} in configs
+    with pytest.raises(ConfigError, match="intra_threads"):
+        grid.expand({"intra_threads": [1]})
+    with pytest.raises(ConfigError, match="non-empty lists"):
+        grid.expand({"intra_op_num_threads": []})
+    with pytest.raises(ConfigError):
+        grid.expand({"graph_optimization_level": ["FASTEST"]})
+
+
+def test_exhaustive_finds_the_fastest_and_its_equivalents():
+    medians = {1: 10.0, 2: 5.0, 3: 5.02, 4: 20.0}
+    calls = []
+    configs = [{"intra_op_num_threads": t} for t in medians]
+    result = grid.exhaustive(configs, synthetic_measure(medians, calls), {"min_iterations": 60})
+    assert len(calls) == 4 and result.trials_run == 4
+    assert result.best().config["intra_op_num_threads"] in (2, 3)
+    equivalent = {c.config["intra_op_num_threads"] for c in result.equivalent_to_best()}
+    assert equivalent == {2, 3}  # 0.4% apart with 5% noise: not distinguishable; 10 and 20 ms are
+    table = result.table()
+    assert list(table["rank"]) == [1, 2, 3, 4]
+    assert table.iloc[-1]["intra_op_num_threads"] == 4 and table.iloc[-1]["vs_best"] == "slower"
+    assert table.iloc[-1]["ratio_to_best"] == pytest.approx(4.0, rel=0.05)
+
+
+def test_successive_halving_drops_slow_configs_early_and_keeps_the_best():
+    medians = {1: 10.0, 2: 5.0, 3: 5.05, 4: 20.0, 5: 30.0, 6: 7.0, 7: 12.0, 8: 40.0}
+    calls = []
+    configs = [{"intra_op_num_threads": t} for t in medians]
+    result = grid.successive_halving(configs, synthetic_measure(medians, calls),
+                                     {"min_iterations": 10, "min_duration_s": 0.0}, growth=2, max_rounds=4)
+    assert result.best().config["intra_op_num_threads"] == 2
+    first_round = [c for c in calls if c[1]["round"] == 1]
+    later = [c for c in calls if c[1]["round"] > 1]
+    assert len(first_round) == 8
+    assert len(later) < 8 * 3  # far fewer measurements than racing everything to the end
+    assert all(c[0]["intra_op_num_threads"] not in (5, 8) for c in later)  # the slowest never come back
+    assert max(c[1]["min_iterations"] for c in calls) >= 20  # plans grow for survivors
+    dropped = {c.config["intra_op_num_threads"]: c for c in result.candidates if c.dropped_in_round}
+    assert dropped[8].dropped_in_round == 1 and "slower" in dropped[8].drop_reason
+
+
+def test_keep_fraction_is_validated():
+    with pytest.raises(ConfigError, match="keep_fraction"):
+        grid.successive_halving([{}], lambda c, p: [1.0], {}, keep_fraction=1.5)
+
+
+def test_failed_configuration_is_kept_with_its_reason():
+    def measure(config, plan):
+        if config["intra_op_num_threads"] == 2:
+            raise grid.MeasurementFailed("crashed: process killed by SIGSEGV")
+        return [1.0] * 10
+
+    result = grid.exhaustive([{"intra_op_num_threads": 1}, {"intra_op_num_threads": 2}], measure, {})
+    table = result.table().set_index("intra_op_num_threads")
+    assert table.loc[2, "status"] == "failed" and "SIGSEGV" in table.loc[2, "reason"]
+    assert result.best().config == {"intra_op_num_threads": 1}
+
+
+def test_heatmap_takes_the_best_cell():
+    table = pd.DataFrame({"intra_op_num_threads": [1, 1, 2], "graph_optimization_level": ["ALL", "ALL", "BASIC"],
+                          "p50_ms": [3.0, 2.0, 5.0]})
+    heat = grid.heatmap_frame(table)
+    assert heat.loc[1, "ALL"] == 2.0 and heat.loc[2, "BASIC"] == 5.0
+
+
+def test_best_config_file_is_merged(tmp_path):
+    path = tmp_path / "best_configs.yaml"
+    grid.write_best_config(path, "a", {"intra_op_num_threads": 2}, [1.0, 1.1, 1.2, 1.0, 1.1, 1.0], "run1")
+    grid.write_best_config(path, "b", {"graph_optimization_level": "BASIC"}, [2.0] * 6, "run2")
+    data = yaml.safe_load(path.read_text())
+    assert set(data) == {"a", "b"}
+    assert data["a"]["ort"]["intra_op_num_threads"] == 2 and data["a"]["n"] == 6
+    assert grid.read_best_config(path, "b")["graph_optimization_level"] == "BASIC"
+    assert grid.read_best_config(path, "missing") is None
+
+
+def test_a_killed_search_resumes_with_its_finished_trials(tmp_path, tmp_store, monkeypatch):
+    model = tiny_matmul_model(tmp_path / "tiny.onnx")
+    target = target_slug("unit")
+    configs = grid.expand({"intra_op_num_threads": [1, 2], "graph_optimization_level": ["BASIC", "ALL"]})
+    plan = {"warmup": 1, "min_iterations": 10, "min_duration_s": 0.0}
+    run = tmp_store.start_run(target="unit")
+    measure = grid.isolated_measure(str(model), tmp_store, run, "tiny", "sha", target, dims={"batch": 1})
+    done = []
+
+    def dies_after_two(config, plan_):
+        if len(done) == 2:
+            raise KeyboardInterrupt  # the process is killed mid-search
+        done.append(config)
+        return measure(config, plan_)
+
+    with pytest.raises(KeyboardInterrupt):
+        grid.exhaustive(configs, dies_after_two, plan)
+    assert len(tmp_store.trials(experiment="grid_search")) == 2
+    run2 = tmp_store.start_run(target="unit")
+    resumed = grid.exhaustive(configs, grid.isolated_measure(str(model), tmp_store, run2, "tiny", "sha", target,
+                                                             dims={"batch": 1}), plan)
+    assert resumed.trials_reused == 2 and resumed.trials_run == 2
+    assert len(tmp_store.trials(experiment="grid_search")) == 4
+    assert all(len(c.samples) == 10 for c in resumed.candidates)
+
+
+def test_break_even_arithmetic():
+    cold = pd.Series([50.0, 20.0, 12.0, 10.0, 10.0])
+    warm = pd.Series([11.0, 10.0, 10.0, 10.0, 10.0])
+    assert coldstart.break_even(cold, warm, cost_ms=45.0) == 2  # saves 39, then 49
+    assert coldstart.break_even(cold, warm, cost_ms=500.0) is None
+
+
+def test_cold_start_on_a_small_model(tmp_path):
+    model = tiny_matmul_model(tmp_path / "tiny.onnx")
+    tidy = coldstart.cold_start(str(model), warmups=(0, 2), requests=5, repeats=2, dims={"batch": 1})
+    assert len(tidy) == 2 * 2 * 5 and (tidy["error"] == "").all()
+    summary = coldstart.summarize_cold_start(tidy, steady_from=3).set_index("warmups")
+    assert summary.loc[0, "warmup_cost_ms"] == 0 and summary.loc[2, "warmup_cost_ms"] > 0
+    assert summary.loc[2, "steady_n"] == 2 * 3 and summary.loc[0, "repeats"] == 2
