@@ -41,7 +41,7 @@ def inventory_table(inspected: dict[str, Inspected]) -> pd.DataFrame:
     for name, item in inspected.items():
         e = item.entry
         base = {"name": name, "role": e.role, "format": e.format, "MB": round(e.bytes / 1e6, 1),
-                "sha256": e.sha256[:12], "source": e.package or e.source, "version": e.package_version,
+                "sha256": e.sha256[:12], "source": short_source(e), "version": e.package_version,
                 "license": e.license}
         if item.info is None:
             rows.append({**base, "error": item.error})
@@ -49,7 +49,24 @@ def inventory_table(inspected: dict[str, Inspected]) -> pd.DataFrame:
         facts = inspect.inventory_frame([item.info]).iloc[0].to_dict()
         facts = {k: v for k, v in facts.items() if k not in ("name", "format", "bytes", "path")}
         rows.append({**base, **facts, "error": ""})
-    return pd.DataFrame(rows)
+    return _integers_as_int(pd.DataFrame(rows))
+
+
+def short_source(entry: models.ManifestEntry) -> str:
+    """The source package, with split models shown as 'first part (+N parts)'."""
+    if not entry.package:
+        return entry.source
+    packages = entry.package.split(", ")
+    return packages[0] if len(packages) == 1 else f"{packages[0]} (+{len(packages) - 1} parts)"
+
+
+def _integers_as_int(frame: pd.DataFrame) -> pd.DataFrame:
+    """Float columns that only hold whole numbers (NaN where a fact does not apply) as nullable ints."""
+    for column in frame.select_dtypes("float").columns:
+        values = frame[column].dropna()
+        if len(values) and (values == values.round()).all() and column != "MB":
+            frame[column] = frame[column].astype("Int64")
+    return frame
 
 
 def io_table(inspected: dict[str, Inspected]) -> pd.DataFrame:

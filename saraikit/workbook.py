@@ -108,11 +108,17 @@ def select(only: list[str] | None) -> list[Path]:
 
 
 def export_html(executed: Path, hide_code: bool) -> Path:
-    """Write an HTML copy next to the executed notebook; images are embedded as data URIs."""
+    """Write an HTML copy next to the executed notebook; images are embedded as data URIs.
+
+    The ``offline`` template (``saraikit/templates``) drops the scripts JupyterLab's
+    template loads from the web, so one file can be mailed and opened anywhere.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(exclude_input=hide_code, exclude_input_prompt=hide_code,
+    templates = Path(__file__).parent / "templates"
+    exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(templates)],
+                            exclude_input=hide_code, exclude_input_prompt=hide_code,
                             exclude_output_prompt=hide_code)
     body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
     out = executed.with_suffix(".report.html" if hide_code else ".html")
