@@ -278,13 +278,15 @@ def bench_models(benchmarks: dict[str, dict], ort: dict | None = None, plan: dic
 
 
 def outcome_row(name: str, spec: OnnxBench, outcome: BenchOutcome) -> dict:
-    row = {"model": name, "inputs": spec.inputs_kind, "status": "ok" if outcome.ok else "failed"}
+    row = {"model": name, "inputs": spec.inputs_kind, "status": "ok" if outcome.ok else "failed",
+           "trial_id": outcome.trial_id}
     if not outcome.ok:
         return {**row, "error": outcome.error}
     s, raw = outcome.summary, outcome.raw
     return {
         **row, "n": s.n,
-        "p50_ms": s.p50, "p50_ci": stats.format_interval(s.p50, s.p50_ci_low, s.p50_ci_high, s.confidence),
+        "p50_ms": s.p50, "p50_ci_low": s.p50_ci_low, "p50_ci_high": s.p50_ci_high,
+        "p50_ci": stats.format_interval(s.p50, s.p50_ci_low, s.p50_ci_high, s.confidence),
         "p90": stats.format_percentile(s, "p90"), "p99": stats.format_percentile(s, "p99"),
         "cv": s.cv, "load_s": raw["load_s"], "first_inference_ms": raw["first_inference_ms"],
         "peak_rss_MiB": raw["memory"]["after"]["peak_rss_bytes"] / 2**20,

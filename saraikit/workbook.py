@@ -188,6 +188,12 @@ def run_workbook(target: str | None = None, quick: bool = False, only: list[str]
     finally:
         result.seconds = time.perf_counter() - start
         (out_dir / "summary.json").write_text(json.dumps(asdict(result), indent=2))
+        try:
+            from .report import build_index
+
+            build_index(store)
+        except Exception as exc:  # noqa: BLE001 - the index is a convenience; the run's files stand
+            log.error("outputs/index.html was not rebuilt: %s", exc)
         log.info("workbook finished in %.1f s", result.seconds)
         log.removeHandler(handler)
         handler.close()
