@@ -13,7 +13,7 @@ PY="$VENV/bin/python"
 # Debian packages: speech data, the espeak-ng baseline voice, build tools for llama-cpp-python,
 # and Chromium for the browser tests of the HTML reports.
 DEBIAN_PACKAGES=(espeak-ng asterisk-core-sounds-es-wav asterisk-core-sounds-es pocketsphinx-testdata
-                 build-essential cmake git python3-venv chromium)
+                 build-essential cmake git python3-venv chromium chromium-driver)
 
 log() { printf '[saraikit] %s\n' "$*" >&2; }
 

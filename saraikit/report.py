@@ -47,7 +47,7 @@ def _samples_by_trial(store: ResultsStore, trial_ids: list[int]) -> dict[int, li
         return {}
     marks = ",".join("?" * len(trial_ids))
     frame = store.query(f"SELECT trial_id, samples FROM trials WHERE trial_id IN ({marks})", tuple(trial_ids))
-    return {int(r.trial_id): json.loads(r.samples) for r in frame.itertuples() if r.samples}
+    return {int(r.trial_id): json.loads(r.samples) for r in frame.itertuples() if isinstance(r.samples, str)}
 
 
 def regressions(store: ResultsStore, target: str) -> list[Regression]:

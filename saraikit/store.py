@@ -227,7 +227,7 @@ class ResultsStore:
                 params.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         frame = self.query(f"SELECT * FROM trials {where} ORDER BY trial_id", tuple(params))
-        frame["samples"] = frame["samples"].map(lambda s: json.loads(s) if s else None)
+        frame["samples"] = frame["samples"].map(lambda s: json.loads(s) if isinstance(s, str) else None)
         return frame
 
     def runs(self) -> pd.DataFrame:

@@ -194,10 +194,27 @@ def run_workbook(target: str | None = None, quick: bool = False, only: list[str]
             build_index(store)
         except Exception as exc:  # noqa: BLE001 - the index is a convenience; the run's files stand
             log.error("outputs/index.html was not rebuilt: %s", exc)
+        check_in_browser(result, out_dir)
         log.info("workbook finished in %.1f s", result.seconds)
         log.removeHandler(handler)
         handler.close()
     return result
+
+
+def check_in_browser(result: WorkbookRun, out_dir: Path) -> None:
+    """Open each report in headless Chromium and save a screenshot; problems go to the log."""
+    from .browsercheck import check_pages, chromium_available
+
+    reports = [Path(nb.report_html) for nb in result.notebooks if nb.report_html]
+    if not reports or not chromium_available():
+        log.warning("reports not checked in a browser (no reports or no Chromium)")
+        return
+    try:
+        for check in check_pages(reports, out_dir / "screenshots"):
+            state = "ok" if check.ok else "; ".join(check.problems())
+            log.info("browser check %s: %s (screenshot %s)", Path(check.path).name, state, check.screenshot)
+    except Exception as exc:  # noqa: BLE001 - a browser problem must not lose the run's results
+        log.error("browser check failed: %s", exc)
 
 
 def publish_latest(run_dir: Path, target_dir: Path, stem: str) -> None:
