@@ -35,6 +35,7 @@ uses espeak-ng until a Spanish neural voice exists (``tts_es`` stage).
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import threading
 import time
@@ -131,7 +132,7 @@ class LoadedStack:
             return {**row, "status": "silent audio", "reason": reason}
         vad = self.stages["vad"].run(samples)
         row["vad_ms"] = ms(vad.t_ns("end"))
-        segments = self.stages["vad"].speech_segments(samples) if vad.value is None else vad.value
+        segments = vad.value  # [(start_s, end_s), ...]
         if not segments:
             return {**row, "status": "no speech", "reason": "the VAD found no speech segment"}
         stt = self.stages["stt"].run(samples)
@@ -254,6 +255,11 @@ def _worker_main(conn, stack: dict, max_tokens: int, warmup: int) -> None:
                 loaded.warmup(warmup)
                 conn.send(("ok", {}))
                 continue
+            fault = message.pop("fault", None)
+            if fault == "hang":  # test hooks: a stage that hangs or crashes the process
+                time.sleep(3600)
+            elif fault == "crash":
+                os._exit(3)
             try:
                 row = loaded.process(**message)
                 row["first_after_load"] = first
@@ -305,7 +311,8 @@ class PipelineRunner:
             if self.conn.poll(0.2):
                 try:
                     return self.conn.recv()
-                except EOFError:
+                except EOFError:  # the worker closed its end: it is dying
+                    self.proc.join(10)
                     break
             if not self.proc.is_alive() and not self.conn.poll(0):
                 break
@@ -313,8 +320,12 @@ class PipelineRunner:
             return "timeout", f"{what} exceeded {timeout_s:g} s"
         return "crashed", f"the worker died while {what} (exit code {self.proc.exitcode})"
 
-    def run(self, audio: Audio | np.ndarray, language: str, keep_audio: bool = False, **meta) -> dict:
-        """One utterance; always returns a row (status ok or the reason it is not)."""
+    def run(self, audio: Audio | np.ndarray, language: str, keep_audio: bool = False, fault: str | None = None,
+            **meta) -> dict:
+        """One utterance; always returns a row (status ok or the reason it is not).
+
+        ``fault`` ("hang" or "crash") makes the worker misbehave on purpose, for tests.
+        """
         if self.proc is None:
             self.start()
         row = {**meta, "language": language}
@@ -327,7 +338,10 @@ class PipelineRunner:
         except SaraikitError as exc:
             return {**row, "status": "bad input", "reason": str(exc)}
         row["input_s"] = len(samples) / 16000
-        self._send({"samples": samples, "language": language, "keep_audio": keep_audio})
+        message = {"samples": samples, "language": language, "keep_audio": keep_audio}
+        if fault:
+            message["fault"] = fault
+        self._send(message)
         status, value = self._receive(self.utterance_timeout_s, "processing an utterance")
         if status == "ok":
             return {**row, **value}

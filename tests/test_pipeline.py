@@ -1,0 +1,118 @@
+"""The end-to-end pipeline on the real default stack (integration) and its bookkeeping."""
+
+import numpy as np
+import pytest
+
+from saraikit import pipeline, stack
+from saraikit.audio import read_audio
+from saraikit.errors import ConfigError
+from saraikit.stages import Stage
+
+CLIP = "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav"
+ES_CLIP = "/usr/share/asterisk/sounds/es_MX_f_Allison/auth-thankyou.wav"
+
+
+def test_apply_threads_sets_each_engine():
+    applied = pipeline.apply_threads(stack.load_stack(), {"ort_threads": 1, "ct2_threads": 2, "llama_threads": 1})
+    stages = applied["stages"]
+    assert stages["vad"]["settings"]["intra_op_num_threads"] == 1
+    assert stages["tts"]["settings"]["intra_op_num_threads"] == 1
+    assert stages["stt"]["settings"]["cpu_threads"] == 2 and stages["llm"]["settings"]["n_threads"] == 1
+    assert stack.load_stack()["stages"]["stt"]["settings"]["cpu_threads"] == 2  # the original is untouched
+    with pytest.raises(ConfigError, match="unknown thread keys"):
+        pipeline.apply_threads(stack.load_stack(), {"gpu_threads": 1})
+
+
+@pytest.fixture(scope="module")
+def runner(provisioned):
+    with pipeline.PipelineRunner(stack.load_stack(), max_tokens=24, utterance_timeout_s=120) as r:
+        r.start()
+        yield r
+
+
+@pytest.mark.integration
+def test_real_utterance_has_an_ordered_timeline(runner):
+    row = runner.run(read_audio(CLIP), "en", keep_audio=True, id="0880")
+    assert row["status"] == "ok", row
+    assert "ill" in row["transcript"].lower() and "young man" in row["transcript"].lower()
+    assert row["answer"].strip()
+    order = ["vad_ms", "llm_start_ms", "llm_first_token_ms", "first_sentence_ms", "first_audio_ms", "last_audio_ms"]
+    values = [row[k] for k in order]
+    assert all(v >= 0 for v in values) and values == sorted(values), dict(zip(order, values))
+    assert row["stt_ms"] > 0 and row["llm_start_ms"] >= row["stt_ms"]
+    assert row["ttfa_ms"] == pytest.approx(row["endpoint_ms"] + row["first_audio_ms"])
+    assert row["audio_path_ms"] == pytest.approx(row["stt_ms"] + row["audio_path_tts_ms"])
+    assert row["projected_ttfa_ms"] > row["endpoint_ms"]
+    assert row["audio_sample_rate"] == 22050 and len(row["audio"]) / 22050 == pytest.approx(row["answer_audio_s"])
+    memory = runner.load_info["memory"]
+    assert memory["gguf_mapping"]["file_bytes"] == 253113024 and memory["pss_bytes"] <= memory["rss_bytes"]
+
+
+@pytest.mark.integration
+def test_spanish_8k_prompt_is_resampled_and_spoken_by_espeak(runner):
+    row = runner.run(read_audio(ES_CLIP), "es", id="auth-thankyou")
+    assert row["status"] == "ok", row
+    assert row["input_sample_rate"] == 8000 and "gracias" in row["transcript"].lower()
+
+
+@pytest.mark.integration
+def test_silence_and_noise_are_explained_not_crashed(runner):
+    silent = runner.run(np.zeros(32000, np.float32), "en")
+    assert silent["status"] == "silent audio" and "dBFS" in silent["reason"]
+    noise = runner.run((np.random.default_rng(0).standard_normal(32000) * 0.01).astype(np.float32), "en")
+    assert noise["status"] == "no speech"
+
+
+@pytest.mark.integration
+def test_bad_input_shape_is_a_row(runner):
+    row = runner.run(np.zeros((2, 100), np.float32), "en")
+    assert row["status"] == "bad input" and "1-D" in row["reason"] or "mono" in row["reason"]
+
+
+@pytest.mark.integration
+def test_a_hanging_or_crashing_stage_costs_one_utterance(provisioned):
+    with pipeline.PipelineRunner(stack.load_stack(), max_tokens=8, utterance_timeout_s=20) as r:
+        r.start(warm=False)
+        hung = r.run(read_audio(CLIP), "en", fault="hang")
+        assert hung["status"] == "timeout" and "exceeded 20 s" in hung["reason"]
+        crashed = r.run(read_audio(CLIP), "en", fault="crash")
+        assert crashed["status"] == "crashed" and "exit code 3" in crashed["reason"]
+        after = r.run(read_audio(CLIP), "en")
+        assert after["status"] == "ok" and r.restarts == 2
+
+
+class _SilentLLM(Stage):
+    """An LLM stage whose model answers nothing (e.g. it emits only a stop token)."""
+
+    kind = "llm"
+
+    def __init__(self):
+        super().__init__("silent-llm")
+        self.stop = []
+
+    def _load(self):
+        pass
+
+    def _check_input(self, x):
+        return x
+
+    def _produce(self, x, mark, meta):
+        meta["pieces"] = 0
+        return iter(())
+
+    def _join(self, parts, meta):
+        return ""
+
+    def warmup_input(self):
+        return "hi"
+
+
+@pytest.mark.integration
+def test_an_llm_that_emits_nothing_is_recorded(provisioned):
+    loaded = pipeline.LoadedStack.load({"stages": {k: v for k, v in stack.load_stack()["stages"].items()
+                                                  if k != "llm"}}, spanish_tts=None)
+    llm = _SilentLLM()
+    llm.load()
+    loaded.stages["llm"] = llm
+    row = loaded.process(read_audio(CLIP).samples, "en")
+    assert row["status"] == "empty answer" and row["transcript"]
