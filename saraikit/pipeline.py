@@ -121,8 +121,8 @@ class LoadedStack:
         return float(getattr(vad, "min_silence_ms", 0.0) or 0.0)
 
     # --- one utterance -------------------------------------------------------------------------
-    def process(self, samples: np.ndarray, language: str, max_tokens: int | None = None,
-                keep_audio: bool = False) -> dict:
+    def process(self, samples: np.ndarray, language: str, keep_audio: bool = False,
+                isolated: bool = True) -> dict:
         """Run the whole pipeline on one 16 kHz utterance and time every step."""
         ms = lambda t: (t - t0) / 1e6  # noqa: E731 - local clock helper
         row: dict[str, Any] = {"language": language, "endpoint_ms": self.endpoint_ms()}
@@ -150,9 +150,10 @@ class LoadedStack:
         row["ttfa_ms"] = row["endpoint_ms"] + row["first_audio_ms"]
         row["last_audio_ms_from_eos"] = row["endpoint_ms"] + row["last_audio_ms"]
         row.update(self._audio_path(transcript, language, row["stt_ms"]))
-        row.update(self._isolated(samples, prompt, language))
-        row["projected_ttfa_ms"] = row["endpoint_ms"] + sum(
-            row[k] for k in ("iso_vad_ms", "iso_stt_ms", "iso_llm_first_sentence_ms", "iso_tts_first_ms"))
+        if isolated:
+            row.update(self._isolated(samples, prompt, language))
+            row["projected_ttfa_ms"] = row["endpoint_ms"] + sum(
+                row[k] for k in ("iso_vad_ms", "iso_stt_ms", "iso_llm_first_sentence_ms", "iso_tts_first_ms"))
         row["status"], row["reason"] = "ok", ""
         if keep_audio:
             row["audio"], row["audio_sample_rate"] = audio
@@ -321,7 +322,7 @@ class PipelineRunner:
         return "crashed", f"the worker died while {what} (exit code {self.proc.exitcode})"
 
     def run(self, audio: Audio | np.ndarray, language: str, keep_audio: bool = False, fault: str | None = None,
-            **meta) -> dict:
+            isolated: bool = True, **meta) -> dict:
         """One utterance; always returns a row (status ok or the reason it is not).
 
         ``fault`` ("hang" or "crash") makes the worker misbehave on purpose, for tests.
@@ -338,7 +339,7 @@ class PipelineRunner:
         except SaraikitError as exc:
             return {**row, "status": "bad input", "reason": str(exc)}
         row["input_s"] = len(samples) / 16000
-        message = {"samples": samples, "language": language, "keep_audio": keep_audio}
+        message = {"samples": samples, "language": language, "keep_audio": keep_audio, "isolated": isolated}
         if fault:
             message["fault"] = fault
         self._send(message)
