@@ -9,6 +9,8 @@
     saraikit overhead MODEL [--dim NAME=INT ...]
     saraikit workbook [--target NAME] [--quick] [--only NOTEBOOK ...] [--params FILE]
     saraikit results [--experiment NAME] [--run RUN_ID]
+    saraikit kpis [--target NAME]
+    saraikit index
 
 Bad input ends with ``error: <what and where>`` on stderr and exit code 2.
 """
@@ -140,6 +142,24 @@ def cmd_results(args) -> int:
     return 0
 
 
+def cmd_index(args) -> int:
+    from .report import build_index
+
+    print(build_index())
+    return 0
+
+
+def cmd_kpis(args) -> int:
+    from . import kpi
+    from .hardware import target_slug
+    from .store import ResultsStore
+
+    table = kpi.ledger(ResultsStore(), target_slug(args.target))
+    columns = ["kpi", "model", "dataset", "value", "unit", "ci_low", "ci_high", "n", "provenance", "verdict"]
+    print(table[columns].to_string(index=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="saraikit", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -184,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="*")
     p.add_argument("--params", help="parameter YAML (default params/<target>.yaml or params/default.yaml)")
     p.set_defaults(func=cmd_workbook)
+
+    p = sub.add_parser("index", help="rebuild outputs/index.html (all targets and runs)")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("kpis", help="the KPI ledger of a target")
+    p.add_argument("--target")
+    p.set_defaults(func=cmd_kpis)
 
     p = sub.add_parser("results", help="print stored figures")
     p.add_argument("--experiment")
