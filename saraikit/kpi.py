@@ -135,7 +135,7 @@ def history(store: ResultsStore, target: str | None = None) -> pd.DataFrame:
 
 
 def verdict(kpi: str, value, ci_low, ci_high, target: float | None) -> str:
-    if target is None:
+    if target is None or pd.isna(target):
         return ""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "missing"

@@ -21,6 +21,8 @@ def test_ledger_shows_newest_measurement_with_verdict_and_provenance(tmp_store):
     assert table.loc["wer", "verdict"] == "inconclusive"  # CI 9..15 straddles the 10% budget
     assert table.loc["v2v_ttfa_p50_ms", "provenance"] == "missing"  # nobody measured it: not shown as measured
     assert table.loc["v2v_ttfa_p50_ms", "verdict"] == "missing"
+    kpi.record_kpi(tmp_store, run2, "stack_rss_mib", 700.0, n=1)
+    assert kpi.ledger(tmp_store, "box").set_index("kpi").loc["stack_rss_mib", "verdict"] == ""  # no target, no verdict
 
 
 def test_verdict_uses_the_interval_and_the_direction():
