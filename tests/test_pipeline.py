@@ -116,3 +116,26 @@ def test_an_llm_that_emits_nothing_is_recorded(provisioned):
     loaded.stages["llm"] = llm
     row = loaded.process(read_audio(CLIP).samples, "en")
     assert row["status"] == "empty answer" and row["transcript"]
+
+
+def test_thread_splits_cover_every_combination():
+    from saraikit import e2e
+
+    splits = e2e.thread_splits((1, 2))
+    assert len(splits) == 8 and len({s.label() for s in splits}) == 8
+    assert splits[0].as_dict() == {"ort_threads": 1, "ct2_threads": 1, "llama_threads": 1}
+
+
+@pytest.mark.integration
+def test_thread_budget_bookkeeping(provisioned, tmp_store):
+    from saraikit import datasets, e2e
+
+    clip = datasets.filter(datasets.librivox_en(), limit=1).clips
+    splits = [e2e.ThreadSplit(1, 1, 1), e2e.ThreadSplit(2, 1, 1)]
+    run = tmp_store.start_run(target="unit")
+    table, samples = e2e.thread_budget(stack.load_stack(), clip, splits, max_tokens=8, store=tmp_store, run_id=run)
+    assert set(table["split"]) == {s.label() for s in splits}
+    assert table.iloc[0]["vs_best"] == "best" and (table["n"] == 1).all()
+    assert table["ttfa_p50_ms"].is_monotonic_increasing
+    stored = tmp_store.trials(experiment="thread_budget")
+    assert len(stored) == 2 and sorted(len(s) for s in stored["samples"]) == [1, 1]
