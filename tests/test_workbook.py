@@ -83,3 +83,16 @@ def test_unknown_notebook_and_unknown_params_are_rejected(scratch):
     bad.write_text("05_missing: {x: 1}\n")
     with pytest.raises(ConfigError, match="unknown notebook"):
         workbook.load_params("t", bad)
+
+
+def test_papermill_infers_every_parameter():
+    import ast
+
+    import papermill
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign) for t in node.targets}
+        inferred = set(papermill.inspect_notebook(str(path)))
+        assert inferred == assigned, f"{path.name}: papermill cannot parse {sorted(assigned - inferred)}"
