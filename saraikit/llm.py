@@ -88,6 +88,7 @@ meet at a barrier after every operation, so one busy core slows both down.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -900,3 +901,190 @@ def thread_trials(frame: pd.DataFrame, model_name: str | None = None, model_sha2
 def context_trials(frame: pd.DataFrame, model_name: str | None = None, model_sha256: str | None = None) -> list[Trial]:
     """Experiment ``llm_context``: one trial per (n_ctx, test) row of :func:`context_scaling`."""
     return _sweep_trials(frame, "llm_context", ("n_ctx", "prompt_length"), model_name, model_sha256)
+
+
+# ---------------------------------------------------------------------------
+# Notebook helpers (04_llm_latency): which model, which threads, and the figures the conclusions use.
+#
+# Decisions: a thread count is called "best" only against the fewest-threads baseline with
+# stats.compare (ratio of median wall times, bootstrap CI); the mean tokens/s gets a Student-t
+# interval because a percentile bootstrap of 5 repetitions is too narrow; prompt processing is
+# called linear in the prompt length when a least-squares line over every repetition explains
+# at least ``min_r2`` of the variance, and the per-token cost at both ends is reported beside it
+# (attention grows with the context, so it rises slowly even when the fit is good).
+# watch_contention measures the CPU time *other* processes took during a block, because on a
+# 2-core machine one busy core slows a 2-thread llama.cpp run several times over (its threads
+# meet at a barrier after every operation); the notebook flags figures measured under contention.
+
+
+@dataclass(frozen=True)
+class ResolvedGguf:
+    """A GGUF to measure: its path, the name results are stored under, and its sha256."""
+
+    path: Path
+    name: str
+    sha256: str
+
+
+def resolve_gguf(name_or_path: str | Path) -> ResolvedGguf:
+    """A model name from ``models/`` (e.g. ``gemma-3-270m-q4_k_m``) or a path to any GGUF file."""
+    from . import models
+
+    candidate = Path(name_or_path).expanduser()
+    if candidate.is_file():
+        path = check_gguf(candidate)
+        return ResolvedGguf(path.resolve(), path.stem, models.sha256_file(path))
+    if isinstance(name_or_path, Path) or os.sep in str(name_or_path) or str(name_or_path).endswith(".gguf"):
+        raise ModelError(f"GGUF model not found: {candidate}")
+    entry = models.model_entry(str(name_or_path))
+    if entry.format != "gguf":
+        raise ModelError(f"model {entry.name!r} is {entry.format}, not a GGUF (llama.cpp) model")
+    path = check_gguf(models.model_path(entry.name))
+    return ResolvedGguf(path, entry.name, entry.sha256)
+
+
+def physical_cores() -> int:
+    """Physical CPU cores (logical ones when psutil cannot tell)."""
+    return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
+
+
+def thread_counts(threads: Sequence[int] | None = None) -> list[int]:
+    """``threads`` checked and sorted, or 1..logical cores when None."""
+    if threads is None:
+        return list(range(1, (psutil.cpu_count() or 1) + 1))
+    if isinstance(threads, (str, int)) or not threads:
+        raise ConfigError(f"thread counts must be a non-empty list of ints, got {threads!r}")
+    return sorted({_check_positive_int(count, "a thread count", "thread_counts") for count in threads})
+
+
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t confidence interval of the mean; NaNs with fewer than two values."""
+    from scipy import stats as sps
+
+    values = np.asarray(values, dtype=float)
+    if values.size < 2:
+        return math.nan, math.nan
+    low, high = sps.t.interval(confidence, values.size - 1, loc=values.mean(), scale=sps.sem(values))
+    return float(low), float(high)
+
+
+def throughput_table(results: Sequence[Throughput], confidence: float = 0.95) -> pd.DataFrame:
+    """One row per llama-bench test: mean ± std tokens/s, its CI, and the binding-vs-llama.cpp check."""
+    rows = []
+    for result in results:
+        check = compare_with_llama_cpp(result)
+        low, high = mean_ci(result.tokens_per_s, confidence)
+        rows.append({"test": result.name, "threads": f"{result.n_threads}/{result.n_threads_batch}",
+                     "n": result.n, "tokens_per_s_mean": result.mean_tokens_per_s,
+                     "tokens_per_s_std": result.std_tokens_per_s, "ci_low": low, "ci_high": high,
+                     "binding_tokens_per_s": check.binding_tokens_per_s,
+                     "llama_cpp_tokens_per_s": check.llama_tokens_per_s, "binding_ratio": check.ratio,
+                     "within_tolerance": check.within_tolerance})
+    return pd.DataFrame(rows)
+
+
+def thread_comparison(sweep: pd.DataFrame) -> pd.DataFrame:
+    """Each thread count of :func:`thread_sweep` against the fewest threads, per test.
+
+    ``time_ratio`` is median wall time / the baseline's (below 1 = faster), with its
+    bootstrap CI and verdict from :func:`saraikit.stats.compare`. ``is_best`` marks the
+    highest mean tokens/s per test; ``best_is_significant`` says whether that count is
+    significantly faster than the baseline (always False when the baseline is best).
+    """
+    ok = sweep[sweep["status"] == "ok"] if "status" in sweep else sweep.iloc[0:0]
+    if ok.empty:
+        raise MeasurementError("thread_comparison: the sweep has no successful rows")
+    rows = []
+    for kind, group in ok.groupby("kind", sort=False):
+        group = group.sort_values("n_threads")
+        baseline = group.iloc[0]
+        best_threads = int(group.loc[group["tokens_per_s_mean"].idxmax(), "n_threads"])
+        for row in group.itertuples():
+            comparison = stats.compare(baseline["samples_ms"], row.samples_ms)
+            rows.append({"kind": kind, "test": row.test, "n_threads": int(row.n_threads), "n": int(row.n),
+                         "tokens_per_s_mean": row.tokens_per_s_mean, "tokens_per_s_std": row.tokens_per_s_std,
+                         "baseline_threads": int(baseline["n_threads"]), "time_ratio": comparison.ratio,
+                         "ci_low": comparison.ci_low, "ci_high": comparison.ci_high,
+                         "p_value": comparison.p_value,
+                         "verdict": "baseline" if row.Index == baseline.name else comparison.verdict,
+                         "is_best": int(row.n_threads) == best_threads})
+    frame = pd.DataFrame(rows)
+    frame["best_is_significant"] = frame["is_best"] & (frame["verdict"] == "faster")
+    return frame
+
+
+def prompt_length_fit(context: pd.DataFrame, min_r2: float = 0.99) -> pd.DataFrame:
+    """Per ``n_ctx``: least-squares line of prompt-processing time against prompt length.
+
+    Fits every repetition's wall time of the ``pp`` rows of :func:`context_scaling`
+    (scipy ``linregress``). ``linear`` is ``r2 >= min_r2`` with at least three lengths;
+    ``ms_per_token_first``/``_last`` are the measured mean ms per prompt token at the
+    shortest and longest length.
+    """
+    from scipy import stats as sps
+
+    if not 0 < min_r2 <= 1:
+        raise ConfigError(f"prompt_length_fit: min_r2 must be in (0, 1], got {min_r2!r}")
+    pp = context[(context["status"] == "ok") & (context["kind"] == "pp")] if "kind" in context else context.iloc[0:0]
+    if pp.empty:
+        raise MeasurementError("prompt_length_fit: no successful prompt-processing rows")
+    rows = []
+    for size, group in pp.groupby("n_ctx"):
+        group = group.sort_values("prompt_length")
+        x = np.concatenate([[length] * len(samples) for length, samples in zip(group["prompt_length"],
+                                                                              group["samples_ms"])])
+        y = np.concatenate([np.asarray(samples, dtype=float) for samples in group["samples_ms"]])
+        lengths = len(group)
+        fit = sps.linregress(x, y) if lengths >= 2 else None
+        r2 = fit.rvalue ** 2 if fit is not None else math.nan
+        first, last = group.iloc[0], group.iloc[-1]
+        rows.append({"n_ctx": int(size), "lengths": lengths, "n_samples": len(y),
+                     "slope_ms_per_token": fit.slope if fit else math.nan,
+                     "intercept_ms": fit.intercept if fit else math.nan, "r2": r2,
+                     "ms_per_token_first": first["wall_ms_mean"] / first["prompt_length"],
+                     "ms_per_token_last": last["wall_ms_mean"] / last["prompt_length"],
+                     "shortest": int(first["prompt_length"]), "longest": int(last["prompt_length"]),
+                     "linear": bool(lengths >= 3 and r2 >= min_r2)})
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class Contention:
+    """CPU time other processes used while a measurement ran (filled in when the block ends)."""
+
+    wall_s: float = math.nan
+    other_cpu_s: float = math.nan  # machine-wide busy CPU time minus this process and its reaped children
+    logical_cores: int = 0
+
+    @property
+    def other_cores(self) -> float:
+        """Average number of cores busy with other work."""
+        return self.other_cpu_s / self.wall_s if self.wall_s > 0 else math.nan
+
+    def format(self) -> str:
+        return (f"other processes kept {self.other_cores:.2f} of {self.logical_cores} logical cores busy "
+                f"on average over {self.wall_s:.0f} s")
+
+
+def _busy_cpu_s() -> float:
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _own_cpu_s() -> float:
+    own = psutil.Process().cpu_times()
+    return own.user + own.system + own.children_user + own.children_system
+
+
+@contextlib.contextmanager
+def watch_contention():
+    """``with watch_contention() as c: ...`` then ``c.other_cores``.
+
+    Fresh-process trials count as ours once they are joined (their CPU time lands
+    in ``children_*``), so only unrelated work is left in ``other_cpu_s``.
+    """
+    result = Contention(logical_cores=psutil.cpu_count() or 1)
+    busy, own, start = _busy_cpu_s(), _own_cpu_s(), time.perf_counter()
+    yield result
+    result.wall_s = time.perf_counter() - start
+    result.other_cpu_s = max(0.0, (_busy_cpu_s() - busy) - (_own_cpu_s() - own))

@@ -970,3 +970,424 @@ def fidelity_figures(comparison: OutputComparison) -> list:
         ("fidelity_length_diff_max", comparison.length_diff_max, "values"),
     ]
     return [Figure(metric, value, unit, n=n, extra=extra) for metric, value, unit in values]
+
+
+# ===========================================================================
+# Judging variants on real inputs (notebook 01_quantization)
+#
+# Decisions:
+# - The candidates of a model are its FP32 file ("fp32", the baseline) and
+#   every ok variant. Other rows have a role (ROLES) and are never judged:
+#   CTranslate2's own compute types for a Whisper encoder ("reference": another
+#   engine, the competitor to beat) and FP32 measured again after the variants
+#   ("control": candidates are timed one after the other, so a drift of the
+#   machine's speed would otherwise pass for a speed-up or a slow-down).
+# - compare_many runs FP32 once per feed and every variant on the same feeds
+#   (compare_outputs would re-run FP32 for each variant).
+# - Fidelity against FP32 is a valid quality measure only when the output
+#   keeps its length: a Piper variant that changes phoneme durations shifts
+#   the waveform, and cosine / SNR then mostly measure the shift. Such a row
+#   is judged on its task metric (round-trip WER) alone, and says so. A
+#   QualityBudget threshold set to None is not applied at all.
+# - WER uses greedy decoding (beam 1) for every row: the comparison is
+#   between encoders, and beam search would triple the decoding time. ONNX
+#   encoder rows decode with CTranslate2 at float32, so only the encoder
+#   differs between them.
+# - Transcription for WER runs CTranslate2 on one thread: the text does not
+#   depend on it, and with two threads on this 2-vCPU box, while other jobs
+#   ran, CTranslate2's float32 decoding slowed down 10-50x (2.8-13.7 s
+#   instead of 0.1-0.2 s for 4-26 tokens; the same clips decoded in 0.2 s a
+#   few minutes later), which turned a 1-minute WER pass into 10.
+# - The recommendation rule (recommend): a variant is rejected when it is
+#   slower than FP32 (the bootstrap CI of the P50 ratio lies above 1), when
+#   its fidelity is below the budget (mean cosine / mean SNR over held-out
+#   feeds, if comparable), when its WER increase over FP32 exceeds the budget
+#   on any dataset (point estimate, in percentage points; the paired CI is
+#   shown beside it), or when its task metric was not measured. Every reason
+#   that applies is listed. The recommended variant is the accepted one with
+#   the lowest P50 among those significantly faster than FP32 (ratio CI below
+#   1); if none is, there is no recommendation and the message says so.
+# - The fidelity gates are meant to catch gross breakage (static-QDQ Whisper
+#   encoders gave cosine ~0.45-0.68 and made the decoder loop to its token
+#   limit); the task metric judges the finer differences. prescreen() gives
+#   the speed / fidelity reasons alone, so the caller can skip transcribing
+#   variants that are rejected anyway.
+
+
+PIPER_KEEP_LENGTH = Variant("dynamic-u8-keeplength", weight_type="QUInt8", nodes_to_exclude=PIPER_LENGTH_PATH)
+"""Dynamic QUInt8 with Piper's text encoder and duration predictor kept FP32: the audio keeps its length."""
+
+
+def named_variants() -> dict[str, Variant]:
+    """Every named recipe: :func:`standard_variants` plus the Piper-specific :data:`PIPER_KEEP_LENGTH`."""
+    return {variant.name: variant for variant in [*standard_variants(), PIPER_KEEP_LENGTH]}
+
+
+def variants_by_name(names: Iterable[str]) -> list[Variant]:
+    """The variants called ``names``, in that order (ConfigError naming the unknown ones)."""
+    if isinstance(names, str):
+        raise ConfigError(f"variants: expected a list of names, got the string {names!r}")
+    known = named_variants()
+    names = list(names)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ConfigError(f"unknown variant name(s) {unknown}; known: {', '.join(known)}")
+    return [known[name] for name in names]
+
+
+def compare_many(
+    fp32_path: str | Path,
+    variant_paths: Mapping[str, str | Path],
+    feeds_list: Sequence[Mapping[str, Any]],
+    ort_config=None,
+) -> dict[str, OutputComparison]:
+    """:func:`compare_outputs` for several variants, FP32 run once per feed."""
+    from saraikit.sessions import build_ort_session
+
+    feeds_list = check_feeds(fp32_path, feeds_list)
+    reference = build_ort_session(fp32_path, ort_config)
+    names = [output.name for output in reference.get_outputs()]
+    expected = [reference.run(names, feeds) for feeds in feeds_list]
+    again = reference.run(names, feeds_list[0])
+    deterministic = all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(expected[0], again))
+    del reference
+    comparisons = {}
+    for variant, path in variant_paths.items():
+        candidate = build_ort_session(path, ort_config)
+        missing = sorted(set(names) - {output.name for output in candidate.get_outputs()})
+        if missing:
+            raise ModelError(f"{path}: lacks output(s) {missing} of {fp32_path}")
+        rows = []
+        for index, (feeds, outputs) in enumerate(zip(feeds_list, expected)):
+            for name, ref, cand in zip(names, outputs, candidate.run(names, feeds)):
+                rows.append({"feed": index, "output": name, **dataclasses.asdict(fidelity(ref, cand))})
+        comparisons[variant] = _aggregate(rows, len(feeds_list), deterministic)
+    return comparisons
+
+
+# --- CTranslate2's own INT8: the reference for Whisper encoders ----------------
+
+
+def ct2_encoder_bench(ct2_dir: str | Path, feeds: Mapping[str, np.ndarray], compute_type: str = "int8",
+                      plan: Mapping | None = None, cpu_threads: int = 0) -> dict:
+    """CTranslate2's Whisper encoder on the same ``mel`` feed; the dict ``saraikit.bench.run_onnx_bench`` returns.
+
+    Module level so :func:`saraikit.trials.run_isolated` can run it in a fresh process."""
+    import ctranslate2
+
+    from saraikit.sessions import Ct2WhisperConfig, build_ct2_whisper
+    from saraikit.timing import TimingPlan, measure, memory_snapshot, timed
+
+    timing_plan = TimingPlan.from_dict(dict(plan or {}))
+    before = memory_snapshot()
+    config = Ct2WhisperConfig(compute_type=compute_type, cpu_threads=cpu_threads)
+    whisper, load_s = timed(lambda: build_ct2_whisper(ct2_dir, config))
+    loaded = memory_snapshot()
+    mel = ctranslate2.StorageView.from_array(np.ascontiguousarray(feeds["mel"], dtype=np.float32))
+
+    def run():
+        return whisper.encode(mel, to_cpu=True)
+
+    _, first_s = timed(run)
+    timing = measure(run, timing_plan)
+    return {
+        "load_s": load_s, "first_inference_ms": first_s * 1000, "samples_ms": timing.samples_ms,
+        "warmup_ms": timing.warmup_ms, "method": {**timing.method(), "engine": "ctranslate2",
+                                                   "compute_type": compute_type},
+        "memory": {"before": before.to_dict(), "loaded": loaded.to_dict(), "after": memory_snapshot().to_dict()},
+        "input_shapes": {"mel": list(np.shape(feeds["mel"]))},
+    }
+
+
+def bench_ct2_encoder(ct2_dir: str | Path, feeds: Mapping[str, np.ndarray], compute_type: str, plan: Mapping,
+                      store=None, run_id: str | None = None, experiment: str = "quantization",
+                      model_name: str | None = None, cpu_threads: int | None = None, timeout_s: float = 600.0):
+    """:func:`ct2_encoder_bench` in a fresh process, stored like ``saraikit.bench.bench_onnx``; a BenchOutcome.
+
+    ``cpu_threads`` None means one thread per physical core, what ONNX Runtime uses by default:
+    CTranslate2's own default (4 threads) oversubscribes a 2-core CPU (tiny.en int8 encoder,
+    quiet 2-core EPYC: 182 ms with the default, 145 ms with 2 threads)."""
+    import psutil
+
+    from saraikit import bench, stats
+    from saraikit.models import sha256_file
+    from saraikit.store import Trial
+    from saraikit.trials import run_isolated
+
+    if cpu_threads is None:
+        cpu_threads = psutil.cpu_count(logical=False) or 0
+    result = run_isolated(ct2_encoder_bench, str(ct2_dir), dict(feeds), compute_type, dict(plan), cpu_threads,
+                          timeout_s=timeout_s)
+    raw, error = (result.value, None) if result.ok else (None, f"{result.status}: {result.reason()}")
+    summary = stats.summarize(raw["samples_ms"]) if raw else None
+    trial_id = None
+    if store is not None:
+        trial = Trial(
+            experiment=experiment, model_name=model_name or f"{Path(ct2_dir).name}:ct2-{compute_type}",
+            model_sha256=sha256_file(Path(ct2_dir) / "model.bin"),
+            config={"engine": "ctranslate2", "compute_type": compute_type, "cpu_threads": cpu_threads,
+                    "plan": dict(plan), "inputs": "real"},
+            status="ok" if raw else "failed", error=error,
+            method={**(raw["method"] if raw else {}), "isolated": True, "inputs": "real"},
+            samples=raw["samples_ms"] if raw else None, figures=bench.bench_figures(raw, summary) if raw else [],
+        )
+        trial_id = store.record(run_id, trial)
+    return bench.BenchOutcome(raw is not None, summary, raw, error, trial_id)
+
+
+# --- task metrics ---------------------------------------------------------------
+
+
+def encoder_transcripts(ct2_dir: str | Path, encoder_path: str | Path, clips: Sequence,
+                        beam_size: int = 1) -> list[str]:
+    """Text of each clip through Whisper with the ONNX encoder ``encoder_path`` (FP32 or a variant).
+
+    The decoder is CTranslate2 at float32 for every encoder, so only the encoder differs between rows."""
+    from saraikit.realinputs import read_16k
+    from saraikit.sessions import Ct2WhisperConfig
+    from saraikit.whisper_onnx import OnnxEncoderWhisper
+
+    stt = OnnxEncoderWhisper(ct2_dir, encoder_path, ct2_config=Ct2WhisperConfig(compute_type="float32", cpu_threads=1))
+    return [stt.transcribe(read_16k(clip), language=clip.language, beam_size=beam_size).text for clip in clips]
+
+
+FASTER_WHISPER_OPTIONS = {"without_timestamps": True, "temperature": 0.0, "condition_on_previous_text": False}
+"""faster-whisper options that decode like ``OnnxEncoderWhisper``: temperature 0 without fallback, no timestamps."""
+
+
+def ct2_transcripts(ct2_dir: str | Path, clips: Sequence, compute_type: str = "int8", beam_size: int = 1) -> list[str]:
+    """Text of each clip through faster-whisper at CTranslate2's ``compute_type``, one thread.
+
+    Decoding options: :data:`FASTER_WHISPER_OPTIONS`."""
+    from saraikit.realinputs import read_16k
+    from saraikit.sessions import Ct2WhisperConfig
+    from saraikit.stages import FasterWhisperSTT
+
+    texts = []
+    for language in dict.fromkeys(clip.language for clip in clips):  # one stage per language, order kept below
+        stt = FasterWhisperSTT(ct2_dir, Ct2WhisperConfig(compute_type=compute_type, cpu_threads=1), language=language,
+                               beam_size=beam_size, transcribe_options=FASTER_WHISPER_OPTIONS)
+        stt.load()
+        texts += [(clip.id, stt.run(read_16k(clip)).value.text) for clip in clips if clip.language == language]
+    by_id = dict(texts)
+    return [by_id[clip.id] for clip in clips]
+
+
+def piper_round_trip(voice_path: str | Path, sentences: Sequence[str], stt,
+                     config_path: str | Path | None = None) -> list[str]:
+    """Speak each sentence with the Piper voice at ``voice_path`` (scales [0, 1, 0]) and transcribe it with ``stt``.
+
+    ``stt`` is a loaded 16 kHz STT stage (e.g. ``saraikit.stages.FasterWhisperSTT``); ``config_path`` is the
+    voice's ``.onnx.json`` (a variant has none of its own: pass the FP32 voice's)."""
+    from saraikit.stages import PiperTTS, ensure_16k
+
+    noise_scale, length_scale, noise_w = PIPER_DETERMINISTIC_SCALES
+    tts = PiperTTS(voice_path, config_path=config_path, noise_scale=noise_scale, length_scale=length_scale,
+                   noise_w=noise_w)
+    tts.load()
+    return [stt.run(ensure_16k(tts.run(sentence).value)).value.text for sentence in sentences]
+
+
+def wer_reports(ids: Sequence[str], references: Sequence[str], hypotheses: Sequence[str],
+                languages: Sequence[str]) -> dict:
+    """One ``saraikit.quality.WerReport`` per language (each normalised by its own rules)."""
+    from saraikit.quality import wer_report
+
+    if not len(ids) == len(references) == len(hypotheses) == len(languages):
+        raise DataError(f"wer_reports: {len(ids)} ids, {len(references)} references, {len(hypotheses)} hypotheses "
+                        f"and {len(languages)} languages; they must line up")
+    reports = {}
+    for language in dict.fromkeys(languages):
+        keep = [i for i, lang in enumerate(languages) if lang == language]
+        reports[language] = wer_report([references[i] for i in keep], [hypotheses[i] for i in keep],
+                                       [ids[i] for i in keep], language)
+    return reports
+
+
+def wer_table(reports: Mapping[str, Mapping[str, Any]], baseline: str = "fp32") -> pd.DataFrame:
+    """One row per (candidate, dataset): WER with CI and the paired difference to ``baseline``, in points.
+
+    ``reports`` maps a candidate name to {dataset: WerReport}; the baseline
+    must cover every dataset a candidate has."""
+    from saraikit.quality import paired_wer_difference
+
+    if baseline not in reports:
+        raise DataError(f"wer_table: no reports for the baseline {baseline!r}; candidates: {sorted(reports)}")
+    rows = []
+    for name, by_dataset in reports.items():
+        for dataset, report in by_dataset.items():
+            if dataset not in reports[baseline]:
+                raise DataError(f"wer_table: the baseline {baseline!r} has no report for dataset {dataset!r}")
+            diff = paired_wer_difference(reports[baseline][dataset], report)
+            rows.append({"candidate": name, "dataset": dataset, "n": report.n, "words": report.n_words,
+                         "wer_pct": 100 * report.wer, "wer_ci_low": 100 * report.wer_ci.low,
+                         "wer_ci_high": 100 * report.wer_ci.high, "delta_wer_pp": 100 * diff.diff,
+                         "delta_ci_low": 100 * diff.ci_low, "delta_ci_high": 100 * diff.ci_high})
+    return pd.DataFrame(rows, columns=["candidate", "dataset", "n", "words", "wer_pct", "wer_ci_low", "wer_ci_high",
+                                       "delta_wer_pp", "delta_ci_low", "delta_ci_high"])
+
+
+# --- the recommendation -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QualityBudget:
+    """How much quality an INT8 variant may lose against FP32; a None threshold is not applied."""
+
+    max_wer_increase_pp: float = 1.0  # WER(variant) - WER(FP32), percentage points, on every dataset
+    min_cosine: float | None = 0.95  # mean cosine of the outputs over held-out feeds
+    min_snr_db: float | None = 10.0  # mean SNR of the outputs over held-out feeds, dB
+
+    def __post_init__(self) -> None:
+        for key in ("max_wer_increase_pp", "min_cosine", "min_snr_db"):
+            value = getattr(self, key)
+            if value is None and key != "max_wer_increase_pp":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+                raise ConfigError(f"QualityBudget.{key}: expected a finite number, got {value!r}")
+        if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:
+            raise ConfigError(f"QualityBudget.min_cosine: expected a value in [-1, 1], got {self.min_cosine!r}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "QualityBudget":
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - valid)
+        if unknown:
+            raise ConfigError(f"QualityBudget: unknown key(s) {unknown}; valid keys: {', '.join(sorted(valid))}")
+        return cls(**values)
+
+
+@dataclass
+class Recommendation:
+    model: str
+    variant: str | None  # None: keep FP32
+    message: str
+    table: pd.DataFrame  # the input rows plus "decision" and "why"
+
+
+ROLES = {
+    "baseline": "FP32 baseline",
+    "variant": "",
+    "reference": "another engine, for comparison",
+    "control": "FP32 measured again after the variants: a ratio away from 1 means the machine's speed drifted",
+}
+"""Roles of the rows ``recommend`` reads; only variants are judged."""
+
+RECOMMEND_COLUMNS = ("candidate", "role", "status", "reason", "p50_ms", "ratio", "ratio_ci_low", "ratio_ci_high",
+                     "verdict", "cosine", "snr_db", "length_diff", "max_delta_wer_pp")
+
+
+def _rejections_before_wer(row, budget: QualityBudget) -> list[str]:
+    """Reasons that reject a variant whatever its WER: slower than FP32, or fidelity below the budget."""
+    reasons = []
+    if row.verdict == "slower":
+        interval = f"CI {row.ratio_ci_low:.2f}-{row.ratio_ci_high:.2f}"
+        reasons.append(f"slower than FP32 (P50 ratio {row.ratio:.2f}, {interval})")
+    comparable = pd.notna(row.length_diff) and row.length_diff == 0
+    if comparable and budget.min_cosine is not None and not row.cosine >= budget.min_cosine:
+        reasons.append(f"cosine {row.cosine:.4f} < {budget.min_cosine:g}")
+    if comparable and budget.min_snr_db is not None and not row.snr_db >= budget.min_snr_db:
+        reasons.append(f"SNR {row.snr_db:.1f} dB < {budget.min_snr_db:g} dB")
+    return reasons
+
+
+def _rejections(row, budget: QualityBudget) -> list[str]:
+    reasons = _rejections_before_wer(row, budget)
+    if pd.isna(row.max_delta_wer_pp):
+        reasons.append("WER not measured" + (" (already rejected)" if reasons else ""))
+    elif row.max_delta_wer_pp > budget.max_wer_increase_pp:
+        reasons.append(f"WER +{row.max_delta_wer_pp:.1f} pp > budget {budget.max_wer_increase_pp:g} pp")
+    return reasons
+
+
+PRESCREEN_COLUMNS = ("role", "status", "ratio", "ratio_ci_low", "ratio_ci_high", "verdict", "cosine", "snr_db",
+                     "length_diff")
+
+
+def prescreen(table: pd.DataFrame, budget: QualityBudget) -> pd.Series:
+    """Per row, why an ok variant is already rejected before its task metric ("" when it is not).
+
+    The task metric (WER) is the slow measurement; a variant that the rule
+    rejects for speed or fidelity need not be transcribed to be rejected."""
+    missing = [c for c in PRESCREEN_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(f"prescreen: the table lacks column(s) {missing}")
+    reasons = [
+        "; ".join(_rejections_before_wer(row, budget)) if row.role == "variant" and row.status == "ok" else ""
+        for row in table.itertuples(index=False)
+    ]
+    return pd.Series(reasons, index=table.index, dtype=object)
+
+
+def _accepted_why(row) -> str:
+    speed = {"faster": "faster than FP32", "no significant difference": "not significantly faster than FP32"}
+    text = f"{speed.get(row.verdict, row.verdict)} (P50 ratio {row.ratio:.2f}); within the quality budget"
+    if not (pd.notna(row.length_diff) and row.length_diff == 0):
+        text += " (output length changes: judged on WER only)"
+    return text
+
+
+def recommend(table: pd.DataFrame, budget: QualityBudget, model: str) -> Recommendation:
+    """Accept or reject every candidate of one model and pick the fastest accepted one (see the rule above).
+
+    ``table`` needs :data:`RECOMMEND_COLUMNS`; ``role`` is one of :data:`ROLES`;
+    ``verdict`` comes from ``saraikit.stats.compare`` against the baseline."""
+    missing = [c for c in RECOMMEND_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(f"recommend: the table lacks column(s) {missing}")
+    roles = set(table["role"])
+    if not roles <= set(ROLES) or list(table["role"]).count("baseline") != 1:
+        raise DataError(f"recommend: roles must be baseline (exactly one), {', '.join(list(ROLES)[1:])}; "
+                        f"got {sorted(roles)}")
+    decisions, whys = [], []
+    for row in table.itertuples(index=False):
+        if row.role != "variant":
+            decision, why = row.role, ROLES[row.role]
+        elif row.status != "ok":
+            decision, why = row.status, row.reason or ""
+        else:
+            reasons = _rejections(row, budget)
+            decision, why = ("rejected", "; ".join(reasons)) if reasons else ("accepted", _accepted_why(row))
+        decisions.append(decision)
+        whys.append(why)
+    out = table.assign(decision=decisions, why=whys)
+    winners = out[(out["decision"] == "accepted") & (out["verdict"] == "faster")].sort_values("p50_ms")
+    if winners.empty:
+        n_accepted = int((out["decision"] == "accepted").sum())
+        message = (f"No INT8 variant of {model} is faster than FP32 on this CPU; keep FP32"
+                   + (f" ({n_accepted} accepted variant(s) only save file size)." if n_accepted else "."))
+        return Recommendation(model, None, message, out)
+    best = winners.iloc[0]
+    out.loc[out["candidate"] == best["candidate"], "decision"] = "recommended"
+    message = (f"Recommended for {model}: {best['candidate']}, P50 {best['p50_ms']:.1f} ms, "
+               f"{best['ratio']:.2f}x FP32 (CI {best['ratio_ci_low']:.2f}-{best['ratio_ci_high']:.2f}), "
+               "within the quality budget.")
+    return Recommendation(model, str(best["candidate"]), message, out)
+
+
+# --- table rows -------------------------------------------------------------------
+
+
+def candidates(fp32_path: str | Path, frame: pd.DataFrame) -> dict[str, Path]:
+    """``{"fp32": fp32_path, <variant>: path}`` for the ok rows of a :func:`quantize_all` frame, FP32 first."""
+    ok = frame[frame["ok"].astype(bool)]
+    return {"fp32": Path(fp32_path), **{row.name: Path(row.path) for row in ok.itertuples(index=False)}}
+
+
+def latency_row(outcome, baseline_samples: Sequence[float] | None) -> dict:
+    """P50 with its CI, load time and the comparison with FP32 from a ``saraikit.bench.BenchOutcome``.
+
+    ``baseline_samples`` None means this is the baseline itself (verdict "baseline")."""
+    from saraikit import stats
+
+    if not outcome.ok:
+        return {"status": "failed", "reason": f"latency: {outcome.error}", "verdict": "failed",
+                "trial_id": outcome.trial_id}
+    summary, samples = outcome.summary, outcome.raw["samples_ms"]
+    row = {"status": "ok", "reason": None, "n": summary.n, "load_s": outcome.raw["load_s"], "p50_ms": summary.p50,
+           "p50_ci_low": summary.p50_ci_low, "p50_ci_high": summary.p50_ci_high, "trial_id": outcome.trial_id}
+    if baseline_samples is None:
+        return {**row, "ratio": 1.0, "ratio_ci_low": 1.0, "ratio_ci_high": 1.0, "verdict": "baseline"}
+    comparison = stats.compare(baseline_samples, samples)
+    return {**row, "ratio": comparison.ratio, "ratio_ci_low": comparison.ci_low, "ratio_ci_high": comparison.ci_high,
+            "verdict": comparison.verdict, "p_value": comparison.p_value}

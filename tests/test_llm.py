@@ -6,6 +6,7 @@ hold on any machine.
 """
 
 import dataclasses
+import hashlib
 import json
 import math
 
@@ -357,3 +358,129 @@ def test_rss_split_accounts_for_the_mapping_as_file_backed(loaded):
         loaded.memory_after.rss_bytes, abs=8 * 2**20)
     table = loaded.memory_table().set_index("metric")
     assert table.loc["RSS file-backed", "after_MiB"] == pytest.approx(split.file_bytes / 2**20)
+
+
+# --- notebook helpers (unit) ------------------------------------------------------------------
+
+
+def _sweep_row(kind, threads, samples_ms, n_tokens=100, status="ok"):
+    tokens_per_s = [n_tokens / (ms / 1000) for ms in samples_ms]
+    return {"kind": kind, "test": f"{kind}{n_tokens}", "n_threads": threads, "status": status,
+            "n": len(samples_ms), "samples_ms": samples_ms, "tokens_per_s_mean": sum(tokens_per_s) / len(samples_ms),
+            "tokens_per_s_std": 0.0}
+
+
+def test_thread_comparison_calls_a_count_best_only_when_significantly_faster():
+    frame = L.pd.DataFrame([
+        _sweep_row("pp", 1, [200.0, 201, 202, 203, 204, 205]),
+        _sweep_row("pp", 2, [100.0, 101, 102, 103, 104, 105]),
+        _sweep_row("tg", 1, [100.0, 104, 101, 103, 102, 105]),
+        _sweep_row("tg", 2, [100.0, 103, 99, 105, 102, 104]),
+    ])
+    table = L.thread_comparison(frame).set_index(["kind", "n_threads"])
+    assert table.loc[("pp", 2), "time_ratio"] == pytest.approx(102.5 / 202.5)
+    assert table.loc[("pp", 2), "verdict"] == "faster" and table.loc[("pp", 2), "best_is_significant"]
+    assert table.loc[("pp", 1), "verdict"] == "baseline" and not table.loc[("pp", 1), "is_best"]
+    assert table.loc[("tg", 2), "verdict"] == "no significant difference"
+    assert table.loc[("tg", 2), "is_best"] and not table.loc[("tg", 2), "best_is_significant"]
+
+
+def test_thread_comparison_with_too_few_repetitions_says_so_and_without_rows_raises():
+    frame = L.pd.DataFrame([_sweep_row("tg", 1, [100.0, 101]), _sweep_row("tg", 2, [50.0, 51])])
+    assert L.thread_comparison(frame).set_index("n_threads").loc[2, "verdict"] == "insufficient samples"
+    failed = L.pd.DataFrame([{"kind": "tg", "n_threads": 1, "status": "crashed"}])
+    with pytest.raises(MeasurementError, match="no successful rows"):
+        L.thread_comparison(failed)
+
+
+def _context_rows(n_ctx, ms_per_length):
+    rows = []
+    for length, samples in ms_per_length.items():
+        rows.append({"n_ctx": n_ctx, "prompt_length": length, "status": "ok", "kind": "pp",
+                     "samples_ms": samples, "wall_ms_mean": sum(samples) / len(samples)})
+        rows.append({"n_ctx": n_ctx, "prompt_length": length, "status": "ok", "kind": "tg",
+                     "samples_ms": [999.0], "wall_ms_mean": 999.0})
+    return rows
+
+
+def test_prompt_length_fit_finds_the_line_and_flags_a_curve():
+    line = _context_rows(1024, {100: [12.0, 12.0], 200: [22.0, 22.0], 400: [42.0, 42.0]})
+    curve = _context_rows(2048, {100: [1.0], 200: [4.0], 400: [16.0], 800: [64.0], 1600: [256.0]})
+    short = _context_rows(512, {100: [12.0], 200: [22.0]})
+    fit = L.prompt_length_fit(L.pd.DataFrame(line + curve + short)).set_index("n_ctx")
+    assert fit.loc[1024, "slope_ms_per_token"] == pytest.approx(0.1)
+    assert fit.loc[1024, "intercept_ms"] == pytest.approx(2.0) and fit.loc[1024, "r2"] == pytest.approx(1.0)
+    assert fit.loc[1024, "linear"] and fit.loc[1024, "n_samples"] == 6
+    assert fit.loc[1024, "ms_per_token_first"] == pytest.approx(0.12)
+    assert fit.loc[1024, "ms_per_token_last"] == pytest.approx(0.105)
+    assert not fit.loc[2048, "linear"] and fit.loc[2048, "r2"] < 0.99
+    assert not fit.loc[512, "linear"]  # two lengths always fit a line: no evidence either way
+
+
+def test_prompt_length_fit_rejects_bad_threshold_and_empty_input():
+    with pytest.raises(ConfigError, match="min_r2"):
+        L.prompt_length_fit(L.pd.DataFrame(_context_rows(512, {1: [1.0]})), min_r2=1.5)
+    with pytest.raises(MeasurementError, match="no successful"):
+        L.prompt_length_fit(L.pd.DataFrame([{"status": "skipped", "n_ctx": 512, "prompt_length": 9}]))
+
+
+def test_mean_ci_is_a_student_t_interval():
+    low, high = L.mean_ci([1.0, 2.0, 3.0])  # mean 2, sem 1/sqrt(3), t(0.975, 2) = 4.303
+    assert low == pytest.approx(2 - 4.3027 / math.sqrt(3), abs=1e-3)
+    assert high == pytest.approx(2 + 4.3027 / math.sqrt(3), abs=1e-3)
+    assert all(math.isnan(v) for v in L.mean_ci([5.0]))
+
+
+def test_throughput_table_reports_mean_std_ci_and_binding_ratio():
+    table = L.throughput_table([_throughput([100.0, 200.0], [98.0, 196.0], test="pp", n_tokens=10)])
+    row = table.iloc[0]
+    assert row["test"] == "pp10" and row["threads"] == "1/1" and row["n"] == 2
+    assert row["tokens_per_s_mean"] == pytest.approx(75.0)
+    assert row["ci_low"] < 75.0 < row["ci_high"]
+    assert row["binding_ratio"] == pytest.approx(0.98) and row["within_tolerance"]
+
+
+def test_thread_counts_default_to_every_logical_core_and_reject_bad_values(monkeypatch):
+    monkeypatch.setattr(L.psutil, "cpu_count", lambda logical=True: 4 if logical else 2)
+    assert L.thread_counts(None) == [1, 2, 3, 4]
+    assert L.thread_counts([2, 1, 2]) == [1, 2]
+    assert L.physical_cores() == 2
+    for bad in ([], 2, [0], ["2"]):
+        with pytest.raises(ConfigError):
+            L.thread_counts(bad)
+
+
+def test_resolve_gguf_accepts_a_path_and_rejects_missing_or_foreign_files(tmp_path):
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF" + bytes(60))
+    resolved = L.resolve_gguf(str(gguf))
+    assert resolved.name == "tiny" and resolved.path == gguf.resolve()
+    assert resolved.sha256 == hashlib.sha256(gguf.read_bytes()).hexdigest()
+    with pytest.raises(ModelError, match="not found"):
+        L.resolve_gguf(tmp_path / "missing.gguf")
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"\x08\x07")
+    with pytest.raises(ModelError, match="not a GGUF"):
+        L.resolve_gguf(onnx)
+
+
+@pytest.mark.integration
+def test_resolve_gguf_by_name_uses_the_manifest(gguf):
+    resolved = L.resolve_gguf(L.DEFAULT_MODEL)
+    assert resolved.path == gguf and resolved.name == L.DEFAULT_MODEL and len(resolved.sha256) == 64
+    with pytest.raises(ModelError, match="not a GGUF"):
+        L.resolve_gguf("silero-vad")
+
+
+def test_watch_contention_counts_only_cpu_time_that_is_not_ours(monkeypatch):
+    busy = iter([100.0, 130.0])  # machine-wide busy CPU seconds at start and end
+    own = iter([10.0, 22.0])  # this process and its joined children
+    clock = iter([0.0, 10.0])
+    monkeypatch.setattr(L, "_busy_cpu_s", lambda: next(busy))
+    monkeypatch.setattr(L, "_own_cpu_s", lambda: next(own))
+    monkeypatch.setattr(L.time, "perf_counter", lambda: next(clock))
+    with L.watch_contention() as contention:
+        assert math.isnan(contention.other_cores)  # not known until the block ends
+    assert contention.wall_s == 10.0 and contention.other_cpu_s == pytest.approx(18.0)
+    assert contention.other_cores == pytest.approx(1.8)
+    assert "1.80 of" in contention.format()

@@ -445,3 +445,200 @@ def test_histogram_calibration_accepts_feeds_of_different_lengths(matmul_model, 
                        extra_options={"CalibStridedMinMax": len(feeds)})
     failed = q.quantize(matmul_model, forced, tmp_path / "forced.onnx", feeds)
     assert failed.status == "failed" and "inhomogeneous" in failed.error
+
+
+# ---------------------------------------------------------------------------
+# Judging variants on real inputs (notebook 01)
+
+
+def test_variants_by_name_keeps_the_order_and_names_unknown_ones():
+    chosen = q.variants_by_name(["dynamic-u8-keeplength", "dynamic-s8"])
+    assert [v.name for v in chosen] == ["dynamic-u8-keeplength", "dynamic-s8"]
+    assert chosen[0].weight_type == "QUInt8" and chosen[0].nodes_to_exclude == q.PIPER_LENGTH_PATH
+    with pytest.raises(ConfigError, match=r"unknown variant name\(s\) \['dynamic-s4'\]"):
+        q.variants_by_name(["dynamic-s8", "dynamic-s4"])
+    with pytest.raises(ConfigError, match="list of names"):
+        q.variants_by_name("dynamic-s8")
+
+
+def test_compare_many_matches_compare_outputs(matmul_model, tmp_path):
+    frame = q.quantize_all(matmul_model, q.variants_by_name(["dynamic-s8", "dynamic-u8"]), tmp_path, progress=False)
+    paths = q.candidates(matmul_model, frame)
+    assert list(paths) == ["fp32", "dynamic-s8", "dynamic-u8"] and paths["fp32"] == matmul_model
+    feeds = matmul_feeds(n=3, seed=5)
+    many = q.compare_many(matmul_model, {k: v for k, v in paths.items() if k != "fp32"}, feeds)
+    for name in ("dynamic-s8", "dynamic-u8"):
+        single = q.compare_outputs(matmul_model, paths[name], feeds)
+        assert many[name].cosine_mean == pytest.approx(single.cosine_mean)
+        assert many[name].snr_db_worst == pytest.approx(single.snr_db_worst)
+        assert many[name].reference_deterministic is True and many[name].n_feeds == 3
+    assert many["dynamic-s8"].cosine_mean < 1.0  # INT8 is not bit-exact
+
+
+def bench_outcome(samples, ok=True):
+    from saraikit import bench, stats
+
+    if not ok:
+        return bench.BenchOutcome(False, None, None, "crashed: killed by signal 9", 7)
+    raw = {"samples_ms": list(samples), "load_s": 0.25}
+    return bench.BenchOutcome(True, stats.summarize(samples), raw, None, 3)
+
+
+def test_latency_row_compares_with_the_baseline():
+    rng = np.random.default_rng(0)
+    base = list(100 + rng.normal(0, 2, 30))
+    fast = list(60 + rng.normal(0, 2, 30))
+    baseline = q.latency_row(bench_outcome(base), None)
+    assert baseline["verdict"] == "baseline" and baseline["ratio"] == 1.0 and baseline["n"] == 30
+    row = q.latency_row(bench_outcome(fast), base)
+    assert row["verdict"] == "faster" and row["ratio"] == pytest.approx(np.median(fast) / np.median(base))
+    assert row["ratio_ci_low"] < row["ratio"] < row["ratio_ci_high"] < 1
+    assert row["p50_ci_low"] <= row["p50_ms"] <= row["p50_ci_high"] and row["load_s"] == 0.25
+    failed = q.latency_row(bench_outcome(None, ok=False), base)
+    assert failed["status"] == "failed" and "killed by signal 9" in failed["reason"]
+
+
+def test_wer_table_pairs_each_candidate_with_fp32():
+    ids = ["a", "b", "c", "d"]
+    refs = ["turn on the lights", "set a timer", "what time is it", "call mom"]
+    fp32 = q.wer_reports(ids, refs, refs, ["en"] * 4)
+    worse = q.wer_reports(ids, refs, ["turn on the light", "set a timer", "what time is", "call mom"], ["en"] * 4)
+    table = q.wer_table({"fp32": fp32, "int8": worse}).set_index("candidate")
+    assert table.loc["fp32", "wer_pct"] == 0 and table.loc["fp32", "delta_wer_pp"] == 0
+    assert table.loc["int8", "wer_pct"] == pytest.approx(100 * 2 / 13)  # 2 errors in 13 reference words
+    assert table.loc["int8", "delta_wer_pp"] == pytest.approx(100 * 2 / 13)
+    assert table.loc["int8", "delta_ci_low"] >= 0 and table.loc["int8", "n"] == 4
+    mixed = q.wer_reports(["x", "y"], ["hola mundo", "hello world"], ["hola mundo", "hello"], ["es", "en"])
+    assert list(mixed) == ["es", "en"] and mixed["en"].wer == 0.5 and mixed["es"].wer == 0.0
+    with pytest.raises(DataError, match="no reports for the baseline"):
+        q.wer_table({"int8": worse})
+    with pytest.raises(DataError, match="must line up"):
+        q.wer_reports(ids, refs, refs[:3], ["en"] * 4)
+
+
+def decision_table(**overrides):
+    """A baseline and candidates covering every branch of the rule (one row per situation)."""
+    import pandas as pd
+
+    base = dict(status="ok", reason=None, cosine=0.995, snr_db=20.0, length_diff=0, max_delta_wer_pp=0.0)
+    rows = [
+        dict(candidate="fp32", role="baseline", p50_ms=100, ratio=1.0, ratio_ci_low=1.0, ratio_ci_high=1.0,
+             verdict="baseline"),
+        dict(candidate="fast", role="variant", p50_ms=70, ratio=0.7, ratio_ci_low=0.65, ratio_ci_high=0.75,
+             verdict="faster"),
+        dict(candidate="fastest-but-wrong", role="variant", p50_ms=50, ratio=0.5, ratio_ci_low=0.45,
+             ratio_ci_high=0.55, verdict="faster", max_delta_wer_pp=3.5),
+        dict(candidate="drifting", role="variant", p50_ms=60, ratio=0.6, ratio_ci_low=0.55, ratio_ci_high=0.65,
+             verdict="faster", cosine=0.9, snr_db=8.0),
+        dict(candidate="slow", role="variant", p50_ms=130, ratio=1.3, ratio_ci_low=1.2, ratio_ci_high=1.4,
+             verdict="slower", max_delta_wer_pp=float("nan")),
+        dict(candidate="same", role="variant", p50_ms=98, ratio=0.98, ratio_ci_low=0.9, ratio_ci_high=1.05,
+             verdict="no significant difference"),
+        dict(candidate="new-length", role="variant", p50_ms=80, ratio=0.8, ratio_ci_low=0.75, ratio_ci_high=0.85,
+             verdict="faster", cosine=0.2, snr_db=-2.0, length_diff=512),
+        dict(candidate="unmeasured", role="variant", p50_ms=65, ratio=0.65, ratio_ci_low=0.6, ratio_ci_high=0.7,
+             verdict="faster", max_delta_wer_pp=float("nan")),
+        dict(candidate="skipped", role="variant", status="skipped", reason="already quantized", p50_ms=float("nan"),
+             ratio=float("nan"), ratio_ci_low=float("nan"), ratio_ci_high=float("nan"), verdict="failed"),
+        dict(candidate="ct2-int8", role="reference", p50_ms=40, ratio=0.4, ratio_ci_low=0.35, ratio_ci_high=0.45,
+             verdict="faster"),
+        dict(candidate="fp32-again", role="control", p50_ms=101, ratio=1.01, ratio_ci_low=0.97, ratio_ci_high=1.04,
+             verdict="no significant difference"),
+    ]
+    frame = pd.DataFrame([{**base, **row} for row in rows])
+    for candidate, values in overrides.items():
+        for key, value in values.items():
+            frame.loc[frame["candidate"] == candidate, key] = value
+    return frame
+
+
+def test_recommend_rejects_with_every_reason_and_picks_the_fastest_accepted():
+    budget = q.QualityBudget(max_wer_increase_pp=1.0, min_cosine=0.98, min_snr_db=15.0)
+    rec = q.recommend(decision_table(), budget, "encoder")
+    decided = rec.table.set_index("candidate")
+    assert rec.variant == "fast" and "Recommended for encoder: fast" in rec.message
+    assert decided["decision"].to_dict() == {
+        "fp32": "baseline", "fast": "recommended", "fastest-but-wrong": "rejected", "drifting": "rejected",
+        "slow": "rejected", "same": "accepted", "new-length": "accepted", "unmeasured": "rejected",
+        "skipped": "skipped", "ct2-int8": "reference", "fp32-again": "control"}
+    assert decided.loc["fastest-but-wrong", "why"] == "WER +3.5 pp > budget 1 pp"
+    assert decided.loc["drifting", "why"] == "cosine 0.9000 < 0.98; SNR 8.0 dB < 15 dB"
+    assert decided.loc["slow", "why"].startswith("slower than FP32 (P50 ratio 1.30, CI 1.20-1.40)")
+    assert decided.loc["slow", "why"].endswith("; WER not measured (already rejected)")
+    assert decided.loc["unmeasured", "why"] == "WER not measured"
+    assert "judged on WER only" in decided.loc["new-length", "why"]  # low cosine ignored: the length changed
+    assert decided.loc["skipped", "why"] == "already quantized"
+
+
+def test_prescreen_names_what_rejects_a_variant_before_its_wer():
+    table = decision_table()
+    reasons = q.prescreen(table, q.QualityBudget(1.0, 0.98, 15.0))
+    by_name = dict(zip(table["candidate"], reasons))
+    assert by_name["drifting"] == "cosine 0.9000 < 0.98; SNR 8.0 dB < 15 dB"
+    assert by_name["slow"].startswith("slower than FP32")
+    # WER decides these: no speed or fidelity reason (new-length is not comparable on fidelity).
+    assert all(by_name[c] == "" for c in ("fp32", "fast", "fastest-but-wrong", "same", "new-length", "unmeasured",
+                                          "skipped", "ct2-int8", "fp32-again"))
+    assert q.prescreen(table, q.QualityBudget(1.0, None, None))[table["candidate"] == "drifting"].item() == ""
+    with pytest.raises(DataError, match="lacks column"):
+        q.prescreen(table.drop(columns=["cosine"]), q.QualityBudget())
+
+
+def test_recommend_says_plainly_when_no_variant_is_faster():
+    slower = {"fast": {"verdict": "no significant difference"}, "new-length": {"verdict": "slower"},
+              "drifting": {"verdict": "no significant difference"}}
+    rec = q.recommend(decision_table(**slower), q.QualityBudget(1.0, 0.98, 15.0), "piper")
+    assert rec.variant is None
+    assert rec.message.startswith("No INT8 variant of piper is faster than FP32 on this CPU; keep FP32")
+    assert "2 accepted variant(s) only save file size" in rec.message  # fast and same
+    assert "recommended" not in set(rec.table["decision"])
+
+
+def test_recommend_without_fidelity_gates_judges_on_wer_alone():
+    rec = q.recommend(decision_table(), q.QualityBudget(1.0, None, None), "piper")
+    assert rec.variant == "drifting"  # cosine 0.9 passes when fidelity is not gated; faster than "fast"
+
+
+def test_quality_budget_and_recommend_reject_bad_input():
+    with pytest.raises(ConfigError, match="min_cosine"):
+        q.QualityBudget(min_cosine=1.5)
+    with pytest.raises(ConfigError, match="max_wer_increase_pp"):
+        q.QualityBudget(max_wer_increase_pp=None)
+    with pytest.raises(ConfigError, match="unknown key"):
+        q.QualityBudget.from_dict({"max_wer": 1})
+    table = decision_table()
+    with pytest.raises(DataError, match="lacks column"):
+        q.recommend(table.drop(columns=["verdict"]), q.QualityBudget(), "m")
+    with pytest.raises(DataError, match="exactly one"):
+        q.recommend(table[table["role"] != "baseline"], q.QualityBudget(), "m")
+    with pytest.raises(DataError, match="roles must be"):
+        q.recommend(table.replace({"role": {"reference": "engine"}}), q.QualityBudget(), "m")
+
+
+@pytest.mark.integration
+def test_ct2_encoder_bench_returns_what_bench_figures_needs(model_paths):
+    from saraikit import bench, realinputs, stats
+
+    feed = realinputs.real_feeds("whisper-tiny.en", 1)[0]
+    plan = {"warmup": 0, "min_iterations": 2, "min_duration_s": 0.0}
+    raw = q.ct2_encoder_bench(model_paths["whisper-tiny.en"], feed, "int8", plan)
+    assert len(raw["samples_ms"]) == 2 and all(s > 0 for s in raw["samples_ms"])
+    assert raw["method"]["compute_type"] == "int8" and raw["input_shapes"] == {"mel": [1, 80, 3000]}
+    metrics = {f.metric for f in bench.bench_figures(raw, stats.summarize(raw["samples_ms"]))}
+    assert {"load_time", "latency_p50", "peak_rss"} <= metrics
+
+
+@pytest.mark.integration
+def test_task_metrics_run_on_real_speech(model_paths):
+    from saraikit import realinputs, whisper_onnx
+    from saraikit.stages import FasterWhisperSTT
+
+    clip = next(c for c in realinputs.speech_clips("en", "evaluation") if c.reference == "ten of clubs")
+    encoder = whisper_onnx.default_export("whisper-tiny.en")
+    text = q.encoder_transcripts(model_paths["whisper-tiny.en"], encoder, [clip])[0]
+    assert "club" in text.lower()
+    asr = FasterWhisperSTT(model_paths["whisper-tiny.en"], language="en")
+    asr.load()
+    voice = model_paths["piper-en_US-joe-medium"]
+    spoken = q.piper_round_trip(voice, ["Turning off the lights in the living room."], asr)[0]
+    assert "living room" in spoken.lower()
