@@ -114,6 +114,8 @@ SENTENCES_ES = (
 """Spanish assistant sentences (for a Spanish voice; the default voice is English)."""
 
 ENCODER_LANGUAGES = {"whisper-tiny.en": ("en",), "whisper-base": ("en", "es")}
+EVALUATION_SETS = {"en": "librivox_en + cards_en", "es": "asterisk_es (even positions)"}
+"""Names of the evaluation speech per language, for tables and KPI rows."""
 PIPER_VOICES = ("piper-en_US-joe-medium",)
 
 

@@ -94,6 +94,7 @@ def test_encoder_feeds_are_real_speech_and_deterministic():
         # Whisper's log-mel is clamped to [-1, 1.5] after scaling; speech uses a wide part of it.
         assert feed["mel"].min() >= -1.0 and feed["mel"].max() <= 1.5 and np.ptp(feed["mel"]) > 1.0
     assert all(c.language == "en" for c in r.encoder_clips("whisper-tiny.en", 10))
+    assert {lang for langs in r.ENCODER_LANGUAGES.values() for lang in langs} == set(r.EVALUATION_SETS)
     with pytest.raises(DataError, match="the pool holds 10"):
         r.encoder_clips("whisper-tiny.en", 11)
 
