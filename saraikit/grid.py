@@ -255,13 +255,18 @@ def heatmap_frame(table: pd.DataFrame, rows: str = "intra_op_num_threads",
 # --- best configs ----------------------------------------------------------------------------
 
 def write_best_config(path: Path, model_name: str, config: dict, samples: list[float], run_id: str,
-                      note: str = "") -> dict:
-    """Merge one model's best ORT config into ``best_configs.yaml`` (atomic write)."""
+                      note: str = "", kind: str = "ort") -> dict:
+    """Merge one best configuration into ``best_configs.yaml`` (atomic write).
+
+    ``kind`` names what ``config`` holds: ``ort`` (validated as an OrtConfig) or
+    any other plain mapping, e.g. ``threads`` for the pipeline's thread split.
+    """
     path = Path(path)
     existing = yaml.safe_load(path.read_text()) if path.exists() else {}
     existing = existing or {}
     summary = stats.summarize(samples)
-    entry = {"ort": OrtConfig.from_dict(config).to_dict(), "p50_ms": round(summary.p50, 4),
+    settings = OrtConfig.from_dict(config).to_dict() if kind == "ort" else dict(config)
+    entry = {kind: settings, "p50_ms": round(summary.p50, 4),
              "p50_ci_ms": [round(summary.p50_ci_low, 4), round(summary.p50_ci_high, 4)], "n": summary.n,
              "run_id": run_id, "method": "grid search, isolated trials", "note": note}
     existing[model_name] = entry
@@ -273,11 +278,11 @@ def write_best_config(path: Path, model_name: str, config: dict, samples: list[f
     return entry
 
 
-def read_best_config(path: Path, model_name: str) -> dict | None:
-    """The stored best ORT config for a model, or None."""
+def read_best_config(path: Path, model_name: str, kind: str = "ort") -> dict | None:
+    """The stored best configuration (of ``kind``) for a model, or None."""
     path = Path(path)
     if not path.exists():
         return None
     data = yaml.safe_load(path.read_text()) or {}
     entry = data.get(model_name)
-    return entry["ort"] if entry else None
+    return entry.get(kind) if entry else None

@@ -99,6 +99,10 @@ def test_best_config_file_is_merged(tmp_path):
     assert data["a"]["ort"]["intra_op_num_threads"] == 2 and data["a"]["n"] == 6
     assert grid.read_best_config(path, "b")["graph_optimization_level"] == "BASIC"
     assert grid.read_best_config(path, "missing") is None
+    grid.write_best_config(path, "thread_budget", {"ort_threads": 1, "llama_threads": 2}, [5.0] * 6, "run3",
+                           kind="threads")
+    assert grid.read_best_config(path, "thread_budget", kind="threads") == {"ort_threads": 1, "llama_threads": 2}
+    assert grid.read_best_config(path, "a")["intra_op_num_threads"] == 2  # other entries survive
 
 
 def test_a_killed_search_resumes_with_its_finished_trials(tmp_path, tmp_store, monkeypatch):
