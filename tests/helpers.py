@@ -56,3 +56,14 @@ def worker_hangs(seconds):
 def worker_allocates(megabytes):
     block = bytearray(megabytes * 1024 * 1024)
     return len(block)
+
+
+def worker_memory_growth(megabytes):
+    """Snapshots before and after touching a fresh allocation (in a clean process)."""
+    from saraikit.timing import memory_snapshot
+
+    before = memory_snapshot()
+    block = bytearray(megabytes * 1024 * 1024)
+    block[::4096] = b"x" * len(block[::4096])  # touch every page
+    after = memory_snapshot()
+    return before, after, len(block)
