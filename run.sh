@@ -43,17 +43,35 @@ find_python() {
   log "Python 3.11 is required (found: $(python3 --version 2>&1 || echo none))"; exit 1
 }
 
+# llama.cpp is compiled for this CPU's vector extensions, but never with its AMX kernels: on Xeons with
+# AMX they crash (SIGSEGV in ggml_backend_amx_mul_mat on Gemma 3). -march=native would switch AMX on,
+# so the extensions are listed one by one from /proc/cpuinfo instead.
+llama_cmake_args() {
+  [ "$(uname -m)" = "x86_64" ] || return 0
+  local args="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" flag option
+  for pair in avx:AVX avx2:AVX2 fma:FMA f16c:F16C bmi2:BMI2 avx_vnni:AVX_VNNI avx512f:AVX512 \
+              avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16; do
+    flag=${pair%%:*}; option=${pair##*:}
+    if grep -qw "$flag" /proc/cpuinfo; then args+=" -DGGML_$option=ON"; else args+=" -DGGML_$option=OFF"; fi
+  done
+  echo "$args"
+}
+
 ensure_venv() {
   if [ ! -x "$PY" ]; then
     log "creating the virtual environment in .venv"
     "$(find_python)" -m venv "$VENV"
   fi
-  # Reinstall only when pyproject.toml changed since the last successful install.
-  local stamp="$VENV/.saraikit-installed" want
-  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  # Reinstall only when pyproject.toml or the llama.cpp build flags changed since the last successful install.
+  local stamp="$VENV/.saraikit-installed" want cmake_args
+  cmake_args=$(llama_cmake_args)
+  want=$( (cat pyproject.toml; echo "$cmake_args") | sha256sum | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     log "installing Python packages (llama-cpp-python compiles from source the first time: ~5 minutes)"
     "$PY" -m pip install -q --upgrade pip wheel setuptools
+    # --no-cache-dir: a wheel cached from another build of llama.cpp (other flags) must not be reused.
+    CMAKE_ARGS="$cmake_args" "$PY" -m pip install -q --no-cache-dir --force-reinstall --no-deps \
+      "$(grep -o '"llama-cpp-python[^"]*"' pyproject.toml | tr -d '"')"
     "$PY" -m pip install -q -e ".[test]"
     echo "$want" > "$stamp"
   fi

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError, SaraikitError
+from saraikit.core.errors import ConfigError, SaraikitError
 
 
 def _key_values(pairs: list[str], what: str) -> dict:
@@ -38,42 +38,42 @@ def _key_values(pairs: list[str], what: str) -> dict:
 
 
 def _resolve_model(name_or_path: str) -> tuple[Path, str, str | None]:
-    from . import models
+    from saraikit.models import catalog
 
     path = Path(name_or_path)
     if path.exists():
-        return path, path.stem, models.sha256_file(path) if path.is_file() else None
-    entry = models.model_entry(name_or_path)
-    return models.paths.models_dir() / entry.path, entry.name, entry.sha256
+        return path, path.stem, catalog.sha256_file(path) if path.is_file() else None
+    entry = catalog.model_entry(name_or_path)
+    return catalog.paths.models_dir() / entry.path, entry.name, entry.sha256
 
 
 def cmd_models(args) -> int:
-    from . import models
+    from saraikit.models import catalog
 
     if args.action == "provision":
-        models.provision(verify=args.verify, only=args.only,
+        catalog.provision(verify=args.verify, only=args.only,
                          progress=lambda name, status: print(f"{name:<26} {status}"))
-        print(f"manifest: {models.paths.models_dir() / models.MANIFEST_NAME}")
+        print(f"manifest: {catalog.paths.models_dir() / catalog.MANIFEST_NAME}")
     else:
         import pandas as pd
 
         rows = [{"name": e.name, "role": e.role, "format": e.format, "MB": round(e.bytes / 1e6, 1),
                  "sha256": e.sha256[:12], "source": e.package or e.source, "license": e.license or ""}
-                for e in models.list_models()]
+                for e in catalog.list_models()]
         print(pd.DataFrame(rows).to_string(index=False) if rows else "no models: run `saraikit models provision`")
     return 0
 
 
 def cmd_inventory(args) -> int:
-    from . import inspect, models
+    from saraikit.models import catalog, inspect
 
-    infos = [inspect.inspect_model(models.paths.models_dir() / e.path) for e in models.list_models()]
+    infos = [inspect.inspect_model(catalog.paths.models_dir() / e.path) for e in catalog.list_models()]
     print(inspect.inventory_frame(infos).to_string(index=False))
     return 0
 
 
 def cmd_hardware(args) -> int:
-    from .hardware import fingerprint, target_slug
+    from saraikit.core.hardware import fingerprint, target_slug
 
     fp = fingerprint()
     print(f"target: {target_slug(args.target, fp)}")
@@ -83,8 +83,9 @@ def cmd_hardware(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from . import bench, stats
-    from .store import ResultsStore
+    from saraikit.core import stats
+    from saraikit.experiments import bench
+    from saraikit.core.store import ResultsStore
 
     path, name, sha = _resolve_model(args.model)
     values = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
@@ -113,8 +114,8 @@ def cmd_bench(args) -> int:
 
 
 def cmd_overhead(args) -> int:
-    from . import bench
-    from .store import ResultsStore
+    from saraikit.experiments import bench
+    from saraikit.core.store import ResultsStore
 
     path, name, sha = _resolve_model(args.model)
     result = bench.harness_overhead(str(path), dims=_key_values(args.dim, "--dim"), rounds=args.rounds,
@@ -126,7 +127,7 @@ def cmd_overhead(args) -> int:
 
 
 def cmd_workbook(args) -> int:
-    from .workbook import run_workbook
+    from saraikit.report.workbook import run_workbook
 
     result = run_workbook(target=args.target, quick=args.quick, only=args.only, params_file=args.params)
     print(result.table())
@@ -134,7 +135,7 @@ def cmd_workbook(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from .store import ResultsStore
+    from saraikit.core.store import ResultsStore
 
     frame = ResultsStore().results(experiment=args.experiment, run_id=args.run)
     columns = ["run_id", "target", "experiment", "model_name", "metric", "value", "unit", "n", "provenance"]
@@ -143,16 +144,16 @@ def cmd_results(args) -> int:
 
 
 def cmd_index(args) -> int:
-    from .report import build_index
+    from saraikit.report.index_page import build_index
 
     print(build_index())
     return 0
 
 
 def cmd_kpis(args) -> int:
-    from . import kpi
-    from .hardware import target_slug
-    from .store import ResultsStore
+    from saraikit.report import kpi
+    from saraikit.core.hardware import target_slug
+    from saraikit.core.store import ResultsStore
 
     table = kpi.ledger(ResultsStore(), target_slug(args.target))
     columns = ["kpi", "model", "dataset", "value", "unit", "ci_low", "ci_high", "n", "provenance", "verdict"]

@@ -11,13 +11,14 @@ import os
 
 import pytest
 
-from saraikit import models, paths
+from saraikit.core import paths
+from saraikit.models import catalog
 
 
 @pytest.fixture(scope="session")
-def provisioned() -> dict[str, models.ManifestEntry]:
+def provisioned() -> dict[str, catalog.ManifestEntry]:
     """The default models, provisioned into the project's models/ (idempotent, fast when done)."""
-    return models.provision()
+    return catalog.provision()
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +30,7 @@ def model_paths(provisioned) -> dict:
 
 @pytest.fixture()
 def tmp_store(tmp_path):
-    from saraikit.store import ResultsStore
+    from saraikit.core.store import ResultsStore
 
     return ResultsStore(tmp_path / "results.sqlite")
 

@@ -60,7 +60,7 @@ def worker_allocates(megabytes):
 
 def worker_memory_growth(megabytes):
     """Snapshots before and after touching a fresh allocation (in a clean process)."""
-    from saraikit.timing import memory_snapshot
+    from saraikit.core.timing import memory_snapshot
 
     before = memory_snapshot()
     block = bytearray(megabytes * 1024 * 1024)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from saraikit.audio import Audio, check_audio, duration_s, peak_dbfs, read_audio, rms_dbfs
-from saraikit.errors import DataError
+from saraikit.data.audio import Audio, check_audio, duration_s, peak_dbfs, read_audio, rms_dbfs
+from saraikit.core.errors import DataError
 
 
 def sine(seconds, sample_rate, amplitude=0.5, frequency=440.0):

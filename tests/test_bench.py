@@ -3,8 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from saraikit import bench, cli
-from saraikit.store import ResultsStore
+from saraikit.experiments import bench
+from saraikit import cli
+from saraikit.core.store import ResultsStore
 
 from helpers import tiny_matmul_model
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from saraikit import browsercheck, workbook
+from saraikit.report import browsercheck, workbook
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not browsercheck.chromium_available(),

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from saraikit import stats
-from saraikit.bench import BenchOutcome
-from saraikit.compare import SideBySide, side_by_side, target_status
-from saraikit.bench import OnnxBench
+from saraikit.core import stats
+from saraikit.experiments.bench import BenchOutcome
+from saraikit.experiments.compare import SideBySide, side_by_side, target_status
+from saraikit.experiments.bench import OnnxBench
 
 from helpers import tiny_matmul_model
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from saraikit import datasets
-from saraikit.datasets import Clip, Dataset, Dropped
-from saraikit.errors import DataError
+from saraikit.data import datasets
+from saraikit.data.datasets import Clip, Dataset, Dropped
+from saraikit.core.errors import DataError
 
 
 def tone(seconds=0.5, sample_rate=16000):

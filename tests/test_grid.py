@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from saraikit import coldstart, grid
-from saraikit.errors import ConfigError
-from saraikit.hardware import target_slug
+from saraikit.experiments import coldstart, grid
+from saraikit.core.errors import ConfigError
+from saraikit.core.hardware import target_slug
 
 from helpers import tiny_matmul_model
 

@@ -1,4 +1,4 @@
-from saraikit import hardware
+from saraikit.core import hardware
 
 
 def test_fingerprint_has_the_facts_that_matter():

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from saraikit.errors import ConfigError, ModelError
-from saraikit.inspect import (
+from saraikit.core.errors import ConfigError, ModelError
+from saraikit.models.inspect import (
     ModelInfo,
     check_compatibility,
     inspect_model,

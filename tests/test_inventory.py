@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 
-from saraikit import inventory, models, stack
+from saraikit.models import catalog, inventory, stack
 
 pytestmark = pytest.mark.integration
 
@@ -11,8 +11,8 @@ pytestmark = pytest.mark.integration
 def models_copy(tmp_path, provisioned):
     """A scratch models/ folder with two default models plus user drops (one of them corrupt)."""
     root = tmp_path / "models"
-    models.provision(root, only=["silero-vad", "piper-en_US-joe-medium"])
-    shutil.copytree(models.paths.models_dir() / "whisper-tiny.en", root / "my-tiny")
+    catalog.provision(root, only=["silero-vad", "piper-en_US-joe-medium"])
+    shutil.copytree(catalog.paths.models_dir() / "whisper-tiny.en", root / "my-tiny")
     (root / "broken.onnx").write_text("not a model")
     return root
 

@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from saraikit import kpi
-from saraikit.errors import ConfigError
+from saraikit.report import kpi
+from saraikit.core.errors import ConfigError
 
 
 def test_ledger_shows_newest_measurement_with_verdict_and_provenance(tmp_store):

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from saraikit.errors import ConfigError, DataError
-from saraikit.listening import LABEL, build_kit, mos_table, read_ratings, serve_kit
+from saraikit.core.errors import ConfigError, DataError
+from saraikit.quality.listening import LABEL, build_kit, mos_table, read_ratings, serve_kit
 
 SYSTEMS = ("piper-fp32", "piper-int8")
 TEXTS = ("t1", "t2", "t3")

@@ -12,9 +12,9 @@ import math
 
 import pytest
 
-from saraikit import llm as L
-from saraikit.errors import ConfigError, MeasurementError, ModelError
-from saraikit.sessions import LlamaConfig
+from saraikit.experiments import llm as L
+from saraikit.core.errors import ConfigError, MeasurementError, ModelError
+from saraikit.engines.sessions import LlamaConfig
 
 SMALL = LlamaConfig(n_ctx=512, n_threads=1, n_threads_batch=1, seed=L.DEFAULT_SEED)
 

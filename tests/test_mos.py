@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy.signal import get_window, stft
 
-from saraikit.audio import Audio, read_audio
-from saraikit.errors import DataError
-from saraikit.mos import (
+from saraikit.data.audio import Audio, read_audio
+from saraikit.core.errors import DataError
+from saraikit.quality.mos import (
     HOP,
     LABEL,
     N_FFT,
@@ -18,7 +18,7 @@ from saraikit.mos import (
     dnsmos_frame,
     mel_features,
 )
-from saraikit.noise import mix_at_snr, white_noise
+from saraikit.data.noise import mix_at_snr, white_noise
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 CLIP = LIBRIVOX / "sense_and_sensibility_01_austen_64kb-0890.wav"  # 5.3 s: one DNSMOS window
@@ -126,7 +126,7 @@ def test_dnsmos_figures_average_scored_clips_and_count_skipped(scorer, tmp_path,
     assert (ovrl.n, ovrl.provenance, ovrl.extra["n_skipped"], ovrl.extra["label"]) == (2, "estimated", 1, LABEL)
     assert ovrl.extra["ci_low"] <= ovrl.value <= ovrl.extra["ci_high"]
 
-    from saraikit.store import Trial
+    from saraikit.core.store import Trial
 
     run_id = tmp_store.start_run()
     tmp_store.record(run_id, Trial("dnsmos", {"voice": "librivox"}, figures=list(figures.values())))

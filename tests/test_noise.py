@@ -3,9 +3,9 @@ import math
 import numpy as np
 import pytest
 
-from saraikit.audio import Audio
-from saraikit.errors import ConfigError, DataError
-from saraikit.noise import NOISE_RMS, PEAK_LIMIT, babble, measure_snr, mix_at_snr, white_noise
+from saraikit.data.audio import Audio
+from saraikit.core.errors import ConfigError, DataError
+from saraikit.data.noise import NOISE_RMS, PEAK_LIMIT, babble, measure_snr, mix_at_snr, white_noise
 
 RATE = 16000
 

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from saraikit import pipeline, stack
-from saraikit.audio import read_audio
-from saraikit.errors import ConfigError
-from saraikit.stages import Stage
+from saraikit.engines import pipeline
+from saraikit.models import stack
+from saraikit.data.audio import read_audio
+from saraikit.core.errors import ConfigError
+from saraikit.engines.stages import Stage
 
 CLIP = "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav"
 ES_CLIP = "/usr/share/asterisk/sounds/es_MX_f_Allison/auth-thankyou.wav"
@@ -119,7 +120,7 @@ def test_an_llm_that_emits_nothing_is_recorded(provisioned):
 
 
 def test_thread_splits_cover_every_combination():
-    from saraikit import e2e
+    from saraikit.experiments import e2e
 
     splits = e2e.thread_splits((1, 2))
     assert len(splits) == 8 and len({s.label() for s in splits}) == 8
@@ -128,7 +129,8 @@ def test_thread_splits_cover_every_combination():
 
 @pytest.mark.integration
 def test_thread_budget_bookkeeping(provisioned, tmp_store):
-    from saraikit import datasets, e2e
+    from saraikit.data import datasets
+    from saraikit.experiments import e2e
 
     clip = datasets.filter(datasets.librivox_en(), limit=1).clips
     splits = [e2e.ThreadSplit(1, 1, 1), e2e.ThreadSplit(2, 1, 1)]

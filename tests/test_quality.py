@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from saraikit.errors import DataError, MeasurementError
-from saraikit.quality import (
+from saraikit.core.errors import DataError, MeasurementError
+from saraikit.quality.wer import (
     EMPTY_REFERENCE,
     NORMALIZES_TO_NOTHING,
     format_worst,
@@ -177,7 +177,7 @@ def test_figures_carry_the_interval_and_counts():
 
 @pytest.mark.integration
 def test_real_spanish_references_against_accented_spelled_out_hypotheses():
-    from saraikit.datasets import default_datasets
+    from saraikit.data.datasets import default_datasets
 
     clips = [clip for clip in default_datasets()["asterisk_es"].clips if clip.id in {"vm-Cust1", "vm-tocallnum"}]
     assert [clip.reference for clip in clips] == ["Carpeta 5", "Marque 1 para llamar a este numero."]
@@ -189,7 +189,7 @@ def test_real_spanish_references_against_accented_spelled_out_hypotheses():
 
 
 def test_figures_round_trip_through_the_results_store(tmp_store):
-    from saraikit.store import Trial
+    from saraikit.core.store import Trial
 
     report = wer_report(["a b c d", "", "e f"], ["a b c x", "y", "e f"], ["1", "2", "3"], "en")
     run_id = tmp_store.start_run()

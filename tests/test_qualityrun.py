@@ -4,11 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from saraikit import datasets, kpi
-from saraikit.errors import ConfigError, DataError
-from saraikit.noise import measure_snr
-from saraikit.quality import NORMALIZES_TO_NOTHING
-from saraikit.qualityrun import (
+from saraikit.data import datasets
+from saraikit.report import kpi
+from saraikit.core.errors import ConfigError, DataError
+from saraikit.data.noise import measure_snr
+from saraikit.quality.wer import NORMALIZES_TO_NOTHING
+from saraikit.quality.qualityrun import (
     MIN_CLIP_S,
     AccuracyRun,
     SttSystem,
@@ -212,7 +213,7 @@ def test_record_accuracy_writes_percent_kpis(tmp_store):
 
 
 def test_recommended_int8_reads_notebook_01_kpi_rows(tmp_store):
-    from saraikit.qualityrun import recommended_int8
+    from saraikit.quality.qualityrun import recommended_int8
 
     run_id = tmp_store.start_run(target="t")
     for label in ("whisper-base-encoder", "whisper-base-encoder.dynamic-u8", "whisper-tiny.en-encoder.dynamic-s8",
@@ -265,7 +266,7 @@ def test_bad_inputs_are_dropped_or_skipped_with_reasons(tmp_path):
 
 @pytest.fixture(scope="module")
 def base_int8(provisioned):
-    from saraikit.qualityrun import Transcriber
+    from saraikit.quality.qualityrun import Transcriber
 
     return Transcriber(SttSystem("whisper-base int8", "whisper-base", "int8"))
 
@@ -286,8 +287,8 @@ def test_whisper_base_transcribes_librivox_0880_without_error(base_int8, librivo
 
 @pytest.mark.integration
 def test_onnx_encoder_system_matches_on_librivox_0880(provisioned, librivox_0880):
-    from saraikit.qualityrun import Transcriber
-    from saraikit.whisper_onnx import default_export
+    from saraikit.quality.qualityrun import Transcriber
+    from saraikit.engines.whisper_onnx import default_export
 
     system = SttSystem("whisper-base onnx-fp32", "whisper-base", "float32", default_export("whisper-base"))
     assert system.backend == "onnx-encoder" and len(system.sha256()) == 64
@@ -297,8 +298,8 @@ def test_onnx_encoder_system_matches_on_librivox_0880(provisioned, librivox_0880
 
 @pytest.mark.integration
 def test_standard_systems_pick_int8_variants(provisioned, tmp_path, monkeypatch):
-    from saraikit import paths
-    from saraikit.qualityrun import standard_systems
+    from saraikit.core import paths
+    from saraikit.quality.qualityrun import standard_systems
 
     monkeypatch.setattr(paths, "outputs_dir", lambda: tmp_path)
     systems, notes = standard_systems("t")
@@ -337,7 +338,7 @@ def test_piper_round_trip_is_intelligible_and_scored_by_dnsmos(provisioned, base
     assert all((tmp_path / voice.label / f"{t}.wav").is_file() for t in synthesized["text_id"])
     trip = round_trip(base_int8, synthesized)[voice.label]
     assert trip.report.n == 2 and trip.report.wer < 0.30
-    from saraikit.audio import read_audio
+    from saraikit.data.audio import read_audio
 
     clips = [read_audio(path, target_sr=RATE).samples for path in synthesized["path"]]
     mos = predicted_mos({voice.label: clips})

@@ -7,8 +7,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from saraikit import quantize as q
-from saraikit.errors import ConfigError, DataError, ModelError
+from saraikit.experiments import quantize as q
+from saraikit.core.errors import ConfigError, DataError, ModelError
 
 from helpers import tiny_matmul_model
 
@@ -371,7 +371,7 @@ def test_compare_outputs_aggregates_mean_and_worst(matmul_model, tmp_path, tmp_s
     assert comparison.snr_db_worst == pytest.approx(frame["snr_db"].min())
     assert comparison.max_abs_error == pytest.approx(frame["max_abs_error"].max())
     run = tmp_store.start_run(target="unit")
-    from saraikit.store import Trial
+    from saraikit.core.store import Trial
 
     tmp_store.record(run, Trial("quantize_fidelity", variant.variant.to_dict(), figures=q.fidelity_figures(comparison)))
     stored = tmp_store.results(run_id=run).set_index("metric")
@@ -398,7 +398,7 @@ def piper(model_paths):
 
 @pytest.mark.integration
 def test_piper_is_deterministic_only_without_noise(piper):
-    from saraikit.sessions import build_ort_session
+    from saraikit.engines.sessions import build_ort_session
 
     session = build_ort_session(piper)
     quiet = piper_feeds(40, 0)
@@ -476,7 +476,8 @@ def test_compare_many_matches_compare_outputs(matmul_model, tmp_path):
 
 
 def bench_outcome(samples, ok=True):
-    from saraikit import bench, stats
+    from saraikit.core import stats
+    from saraikit.experiments import bench
 
     if not ok:
         return bench.BenchOutcome(False, None, None, "crashed: killed by signal 9", 7)
@@ -617,7 +618,8 @@ def test_quality_budget_and_recommend_reject_bad_input():
 
 @pytest.mark.integration
 def test_ct2_encoder_bench_returns_what_bench_figures_needs(model_paths):
-    from saraikit import bench, realinputs, stats
+    from saraikit.core import stats
+    from saraikit.experiments import bench, realinputs
 
     feed = realinputs.real_feeds("whisper-tiny.en", 1)[0]
     plan = {"warmup": 0, "min_iterations": 2, "min_duration_s": 0.0}
@@ -630,8 +632,9 @@ def test_ct2_encoder_bench_returns_what_bench_figures_needs(model_paths):
 
 @pytest.mark.integration
 def test_task_metrics_run_on_real_speech(model_paths):
-    from saraikit import realinputs, whisper_onnx
-    from saraikit.stages import FasterWhisperSTT
+    from saraikit.engines import whisper_onnx
+    from saraikit.experiments import realinputs
+    from saraikit.engines.stages import FasterWhisperSTT
 
     clip = next(c for c in realinputs.speech_clips("en", "evaluation") if c.reference == "ten of clubs")
     encoder = whisper_onnx.default_export("whisper-tiny.en")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from saraikit import realinputs as r
-from saraikit.datasets import Clip
-from saraikit.errors import ConfigError, DataError
+from saraikit.experiments import realinputs as r
+from saraikit.data.datasets import Clip
+from saraikit.core.errors import ConfigError, DataError
 
 # ---------------------------------------------------------------------------
 # Unit tests

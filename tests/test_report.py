@@ -1,6 +1,6 @@
 import numpy as np
 
-from saraikit import kpi, report
+from saraikit.report import index_page, kpi
 
 
 def add(store, target, value, seed, n=60, ci=None):
@@ -13,7 +13,7 @@ def add(store, target, value, seed, n=60, ci=None):
 def test_a_significantly_slower_run_is_a_regression(tmp_store):
     add(tmp_store, "box", 200.0, 0)
     add(tmp_store, "box", 260.0, 1)
-    (found,) = report.regressions(tmp_store, "box")
+    (found,) = index_page.regressions(tmp_store, "box")
     assert found.regressed and found.previous == 200.0 and found.current == 260.0
     assert found.evidence.startswith("ratio 1.2") or found.evidence.startswith("ratio 1.3")
 
@@ -21,7 +21,7 @@ def test_a_significantly_slower_run_is_a_regression(tmp_store):
 def test_noise_is_not_a_regression(tmp_store):
     add(tmp_store, "box", 200.0, 0)
     add(tmp_store, "box", 200.5, 1)
-    (found,) = report.regressions(tmp_store, "box")
+    (found,) = index_page.regressions(tmp_store, "box")
     assert not found.regressed
 
 
@@ -30,23 +30,23 @@ def test_higher_is_better_kpis_regress_downwards(tmp_store):
         run = tmp_store.start_run(target="box")
         kpi.record_kpi(tmp_store, run, "llm_tg_tokens_per_s", value, n=10,
                        samples=list(value * np.random.default_rng(seed).lognormal(0, 0.02, 10)))
-    (found,) = report.regressions(tmp_store, "box")
+    (found,) = index_page.regressions(tmp_store, "box")
     assert found.regressed
 
 
 def test_intervals_without_samples_need_no_overlap(tmp_store):
     add(tmp_store, "box", 10.0, 0, n=None, ci=(9.0, 11.0))
     add(tmp_store, "box", 10.5, 0, n=None, ci=(10.0, 11.0))
-    assert not report.regressions(tmp_store, "box")[0].regressed
+    assert not index_page.regressions(tmp_store, "box")[0].regressed
     add(tmp_store, "box", 14.0, 0, n=None, ci=(13.0, 15.0))
-    assert report.regressions(tmp_store, "box")[0].regressed
+    assert index_page.regressions(tmp_store, "box")[0].regressed
 
 
 def test_index_lists_targets_and_flags_regressions(tmp_store, tmp_path):
     add(tmp_store, "box-a", 200.0, 0)
     add(tmp_store, "box-a", 300.0, 1)
     add(tmp_store, "box-b", 100.0, 2)
-    path = report.build_index(tmp_store, tmp_path / "outputs")
+    path = index_page.build_index(tmp_store, tmp_path / "outputs")
     text = path.read_text()
     assert "<h2>box-a</h2>" in text and "<h2>box-b</h2>" in text
     assert text.count("class='regressed'>regression") == 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from saraikit.errors import ConfigError
-from saraikit.sentences import SentenceCutter, split_sentences
+from saraikit.core.errors import ConfigError
+from saraikit.data.sentences import SentenceCutter, split_sentences
 
 CASES = {
     "plain English": (

@@ -14,8 +14,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from saraikit.errors import ConfigError, ModelError
-from saraikit.sessions import (
+from saraikit.core.errors import ConfigError, ModelError
+from saraikit.engines.sessions import (
     KNOWN_SESSION_CONFIG_KEYS,
     Ct2WhisperConfig,
     LlamaConfig,
@@ -327,7 +327,7 @@ import json, sys
 import numpy as np
 import onnxruntime as ort
 ort.set_default_logger_severity(0)  # ORT logs each arena it creates, with its settings
-from saraikit.sessions import OrtConfig, build_ort_session, read_back_ort_options
+from saraikit.engines.sessions import OrtConfig, build_ort_session, read_back_ort_options
 session = build_ort_session(sys.argv[1], OrtConfig.from_dict(json.loads(sys.argv[2])))
 session.run(None, {"x": np.ones((1, 8), np.float32)})
 print("READBACK " + json.dumps(read_back_ort_options(session)))
@@ -367,8 +367,8 @@ def test_default_arena_is_the_sessions_own(tiny_model):
 def test_a_second_arena_setting_in_one_process_is_refused(tiny_model):
     script = r"""
 import sys
-from saraikit.errors import ConfigError
-from saraikit.sessions import OrtConfig, build_ort_session
+from saraikit.core.errors import ConfigError
+from saraikit.engines.sessions import OrtConfig, build_ort_session
 first = OrtConfig(arena_size=1 << 20)
 build_ort_session(sys.argv[1], first)
 build_ort_session(sys.argv[1], first)  # same settings: fine
@@ -495,7 +495,7 @@ def test_faster_whisper_reads_back():
 CT2_THREADS_SCRIPT = r"""
 import os, sys
 import ctranslate2, numpy as np
-from saraikit.sessions import Ct2WhisperConfig, build_ct2_whisper
+from saraikit.engines.sessions import Ct2WhisperConfig, build_ct2_whisper
 model = build_ct2_whisper(sys.argv[1], Ct2WhisperConfig(compute_type="int8", cpu_threads=int(sys.argv[2])))
 before = len(os.listdir("/proc/self/task"))
 model.encode(ctranslate2.StorageView.from_array(np.zeros((1, model.n_mels, 3000), np.float32)))

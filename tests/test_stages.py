@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from saraikit.audio import Audio, read_audio, rms_dbfs
-from saraikit.errors import ConfigError, DataError, MeasurementError, ModelError
-from saraikit.sessions import Ct2WhisperConfig, LlamaConfig, OrtConfig, read_back_ort_options
-from saraikit.stack import load_stack
-from saraikit.stages import (
+from saraikit.data.audio import Audio, read_audio, rms_dbfs
+from saraikit.core.errors import ConfigError, DataError, MeasurementError, ModelError
+from saraikit.engines.sessions import Ct2WhisperConfig, LlamaConfig, OrtConfig, read_back_ort_options
+from saraikit.models.stack import load_stack
+from saraikit.engines.stages import (
     EspeakTTS,
     Event,
     FasterWhisperSTT,

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from saraikit.errors import MeasurementError
-from saraikit.stats import (
+from saraikit.core.errors import MeasurementError
+from saraikit.core.stats import (
     PERCENTILE_MIN_SAMPLES,
     Comparison,
     Summary,

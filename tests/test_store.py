@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from saraikit.errors import SaraikitError
-from saraikit.store import Figure, ResultsStore, Trial
+from saraikit.core.errors import SaraikitError
+from saraikit.core.store import Figure, ResultsStore, Trial
 
 
 def make_trial(i: int, status="ok") -> Trial:
@@ -76,7 +76,7 @@ def test_a_failing_insert_rolls_back_the_whole_trial(tmp_store):
 
 WRITER = textwrap.dedent("""
     import sys, time
-    from saraikit.store import ResultsStore, Trial, Figure
+    from saraikit.core.store import ResultsStore, Trial, Figure
     store = ResultsStore(sys.argv[1])
     run = store.start_run(target="killed")
     i = 0

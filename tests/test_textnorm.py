@@ -2,8 +2,8 @@ import re
 
 import pytest
 
-from saraikit.errors import ConfigError, DataError
-from saraikit.textnorm import normalize, strip_accents
+from saraikit.core.errors import ConfigError, DataError
+from saraikit.data.textnorm import normalize, strip_accents
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_bad_input_names_what_is_wrong():
 
 @pytest.mark.integration
 def test_every_real_reference_normalizes_to_plain_words():
-    from saraikit.datasets import default_datasets
+    from saraikit.data.datasets import default_datasets
 
     for dataset in default_datasets().values():
         for clip in dataset.clips:

@@ -2,8 +2,8 @@ import time
 
 import pytest
 
-from saraikit.errors import MeasurementError
-from saraikit.timing import TimingPlan, measure, memory_snapshot, timed
+from saraikit.core.errors import MeasurementError
+from saraikit.core.timing import TimingPlan, measure, memory_snapshot, timed
 
 
 def test_min_iterations_dominates_when_calls_are_slow():
@@ -60,7 +60,7 @@ def test_timed_returns_value_and_seconds():
 
 def test_memory_snapshot_sees_an_allocation():
     # In a fresh process: a long test session may reuse already-resident freed memory.
-    from saraikit.trials import run_isolated
+    from saraikit.core.trials import run_isolated
 
     import helpers
 

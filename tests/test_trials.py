@@ -1,7 +1,7 @@
 import pytest
 
-from saraikit.errors import MeasurementError
-from saraikit.trials import run_isolated
+from saraikit.core.errors import MeasurementError
+from saraikit.core.trials import run_isolated
 
 import helpers
 

@@ -4,9 +4,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from saraikit import workbook
-from saraikit.errors import ConfigError
-from saraikit.store import ResultsStore
+from saraikit.report import workbook
+from saraikit.core.errors import ConfigError
+from saraikit.core.store import ResultsStore
 
 ROOT = Path(__file__).resolve().parent.parent
 import sys

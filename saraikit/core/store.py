@@ -1,0 +1,246 @@
+"""The results database: every figure is one row in SQLite.
+
+Schema (three tables, one view):
+
+- ``runs``: one row per run (run id, hardware target, fingerprint JSON, git
+  commit, package versions, start time, notes).
+- ``trials``: one row per measured configuration (experiment, model name and
+  sha256, config JSON and its key, status ok/failed, error, the method JSON
+  and the raw samples JSON so later comparisons can bootstrap them).
+- ``results``: one row per figure (metric, value, unit, n, provenance:
+  measured / derived / estimated), pointing at its trial and run.
+- ``results_full``: the view a reader wants, with the run's target,
+  fingerprint, commit and versions joined onto every figure.
+
+Decisions:
+- stdlib sqlite3 in WAL mode with ``synchronous=FULL``; a trial and all its
+  figures are written in one transaction, so a process killed mid-run loses
+  at most the trial in flight and never corrupts earlier rows.
+- A failed trial is a row too (status ``failed`` with the reason); nothing
+  that was attempted disappears silently.
+- One database for all targets (``outputs/results.sqlite``) so runs can be
+  compared across targets; the target is a column.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from saraikit.core import paths
+from saraikit.core.errors import SaraikitError
+from saraikit.core.hardware import Fingerprint, fingerprint, package_versions, target_slug
+
+PROVENANCES = ("measured", "derived", "estimated")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id        TEXT PRIMARY KEY,
+    target        TEXT NOT NULL,
+    fingerprint   TEXT NOT NULL,
+    hardware_hash TEXT NOT NULL,
+    git_commit    TEXT,
+    versions      TEXT NOT NULL,
+    started_at    TEXT NOT NULL,
+    notes         TEXT
+);
+CREATE TABLE IF NOT EXISTS trials (
+    trial_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id       TEXT NOT NULL REFERENCES runs(run_id),
+    experiment   TEXT NOT NULL,
+    model_name   TEXT,
+    model_sha256 TEXT,
+    config       TEXT NOT NULL,
+    config_key   TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error        TEXT,
+    method       TEXT,
+    samples      TEXT,
+    created_at   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS results (
+    result_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    trial_id     INTEGER NOT NULL REFERENCES trials(trial_id),
+    metric       TEXT NOT NULL,
+    value        REAL,
+    unit         TEXT,
+    n            INTEGER,
+    provenance   TEXT NOT NULL CHECK (provenance IN ('measured', 'derived', 'estimated')),
+    extra        TEXT,
+    created_at   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trials_lookup ON trials(experiment, model_sha256, config_key, status);
+CREATE INDEX IF NOT EXISTS results_trial ON results(trial_id);
+CREATE VIEW IF NOT EXISTS results_full AS
+    SELECT r.result_id, t.trial_id, t.run_id, ru.target, ru.hardware_hash, ru.fingerprint,
+           ru.git_commit, ru.versions, t.experiment, t.model_name, t.model_sha256,
+           t.config, t.config_key, t.status, t.error, t.method,
+           r.metric, r.value, r.unit, r.n, r.provenance, r.extra, r.created_at
+    FROM results r JOIN trials t ON r.trial_id = t.trial_id JOIN runs ru ON t.run_id = ru.run_id;
+"""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=cwd or paths.project_root(), capture_output=True, text=True, timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+@dataclass
+class Figure:
+    """One figure to store: metric, value, unit, n, provenance."""
+
+    metric: str
+    value: float | None
+    unit: str = ""
+    n: int | None = None
+    provenance: str = "measured"
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Trial:
+    """One measured configuration and its figures (written in one transaction)."""
+
+    experiment: str
+    config: dict
+    figures: list[Figure] = field(default_factory=list)
+    model_name: str | None = None
+    model_sha256: str | None = None
+    status: str = "ok"
+    error: str | None = None
+    method: dict = field(default_factory=dict)
+    samples: list[float] | None = None
+    config_key: str | None = None
+
+    def key(self) -> str:
+        return self.config_key or json.dumps(self.config, sort_keys=True, default=str)
+
+
+class ResultsStore:
+    """A handle on the SQLite results database."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else paths.results_db_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as con:
+            con.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self):
+        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")
+            con.execute("PRAGMA foreign_keys=ON")
+            yield con
+        except sqlite3.DatabaseError as exc:
+            raise SaraikitError(f"results database {self.path}: {exc}") from exc
+        finally:
+            con.close()
+
+    # --- writing -----------------------------------------------------------------
+    def start_run(self, target: str | None = None, notes: str = "", run_id: str | None = None,
+                  fp: Fingerprint | None = None) -> str:
+        """Register a run (idempotent for an existing run id) and return its id."""
+        fp = fp or fingerprint()
+        run_id = run_id or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+        with self._connect() as con:
+            con.execute(
+                "INSERT OR IGNORE INTO runs VALUES (?,?,?,?,?,?,?,?)",
+                (run_id, target_slug(target, fp), json.dumps(fp.to_dict()), fp.digest(),
+                 git_commit(), json.dumps(package_versions()), _now(), notes),
+            )
+        return run_id
+
+    def record(self, run_id: str, trial: Trial) -> int:
+        """Write a trial and its figures atomically; return the trial id."""
+        for fig in trial.figures:
+            if fig.provenance not in PROVENANCES:
+                raise SaraikitError(f"figure {fig.metric!r}: provenance {fig.provenance!r} "
+                                    f"is not one of {PROVENANCES}")
+        now = _now()
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                cur = con.execute(
+                    "INSERT INTO trials (run_id, experiment, model_name, model_sha256, config, "
+                    "config_key, status, error, method, samples, created_at) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (run_id, trial.experiment, trial.model_name, trial.model_sha256,
+                     json.dumps(trial.config, sort_keys=True, default=str), trial.key(),
+                     trial.status, trial.error, json.dumps(trial.method, default=str),
+                     json.dumps(trial.samples) if trial.samples is not None else None, now),
+                )
+                trial_id = cur.lastrowid
+                con.executemany(
+                    "INSERT INTO results (trial_id, metric, value, unit, n, provenance, extra, "
+                    "created_at) VALUES (?,?,?,?,?,?,?,?)",
+                    [(trial_id, f.metric, None if f.value is None else float(f.value), f.unit,
+                      f.n, f.provenance, json.dumps(f.extra, default=str), now)
+                     for f in trial.figures],
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return trial_id
+
+    # --- reading -----------------------------------------------------------------
+    def query(self, sql: str, params: tuple = ()) -> pd.DataFrame:
+        with self._connect() as con:
+            return pd.read_sql_query(sql, con, params=params)
+
+    def results(self, experiment: str | None = None, target: str | None = None,
+                run_id: str | None = None) -> pd.DataFrame:
+        """Tidy figures: one row per figure with run, hardware and trial columns."""
+        clauses, params = [], []
+        for column, value in (("experiment", experiment), ("target", target), ("run_id", run_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self.query(f"SELECT * FROM results_full {where} ORDER BY result_id", tuple(params))
+
+    def trials(self, experiment: str | None = None, run_id: str | None = None) -> pd.DataFrame:
+        clauses, params = [], []
+        for column, value in (("experiment", experiment), ("run_id", run_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        frame = self.query(f"SELECT * FROM trials {where} ORDER BY trial_id", tuple(params))
+        frame["samples"] = frame["samples"].map(lambda s: json.loads(s) if isinstance(s, str) else None)
+        return frame
+
+    def runs(self) -> pd.DataFrame:
+        return self.query("SELECT * FROM runs ORDER BY started_at")
+
+    def has_trial(self, experiment: str, config_key: str, model_sha256: str | None,
+                  target: str | None = None) -> bool:
+        """True when a successful trial with this key exists (used to resume searches)."""
+        sql = ("SELECT 1 FROM trials t JOIN runs r ON t.run_id = r.run_id WHERE t.experiment = ? "
+               "AND t.config_key = ? AND t.status = 'ok' AND t.model_sha256 IS ?")
+        params: list = [experiment, config_key, model_sha256]
+        if target is not None:
+            sql += " AND r.target = ?"
+            params.append(target)
+        with self._connect() as con:
+            return con.execute(sql + " LIMIT 1", params).fetchone() is not None

@@ -1,0 +1,108 @@
+"""Side-by-side comparison of two models against a latency target (seed 004).
+
+Seed 004 decided between two models with three scenarios, on single runs and
+P50 alone:
+
+- A: the candidate meets the target (P50 < 240 ms): use it.
+- B: it misses (P50 above the acceptable ceiling): neither is viable for real
+  time; fall back to a disaggregated/lighter pipeline.
+- C: better than the baseline but not enough (target < P50 < ceiling): a
+  judgement call (accept, tier, or optimise further).
+
+Here the same rules are applied to the *confidence interval* of each P50:
+"meets" means the whole CI is below the target, "misses" means the whole CI
+is above it, otherwise the verdict is "borderline" and says so; and "better"
+needs the bootstrap CI of the ratio of medians to exclude 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from saraikit.core import stats
+from saraikit.experiments.bench import BenchOutcome, OnnxBench, bench_onnx
+
+
+def target_status(summary: stats.Summary, target_ms: float) -> str:
+    if summary.p50_ci_high < target_ms:
+        return "meets"
+    if summary.p50_ci_low > target_ms:
+        return "misses"
+    return "borderline"
+
+
+@dataclass
+class SideBySide:
+    name_a: str
+    name_b: str
+    outcome_a: BenchOutcome
+    outcome_b: BenchOutcome
+    target_ms: float
+    ceiling_ms: float
+
+    @property
+    def comparison(self) -> stats.Comparison:
+        """B relative to A: ratio = median(B) / median(A)."""
+        return stats.compare(self.outcome_a.raw["samples_ms"], self.outcome_b.raw["samples_ms"])
+
+    def table(self) -> pd.DataFrame:
+        rows = []
+        for name, outcome in ((self.name_a, self.outcome_a), (self.name_b, self.outcome_b)):
+            if not outcome.ok:
+                rows.append({"model": name, "status": "failed", "error": outcome.error})
+                continue
+            s, raw = outcome.summary, outcome.raw
+            rows.append({
+                "model": name, "status": "ok", "n": s.n, "load_s": raw["load_s"],
+                "first_inference_ms": raw["first_inference_ms"], "p50_ms": s.p50,
+                "p50_ci": stats.format_interval(s.p50, s.p50_ci_low, s.p50_ci_high, s.confidence),
+                "p90": stats.format_percentile(s, "p90"), "p99": stats.format_percentile(s, "p99"),
+                "throughput_per_s": 1000.0 / s.mean,
+                "peak_rss_MiB": raw["memory"]["after"]["peak_rss_bytes"] / 2**20,
+                f"target {self.target_ms:g} ms": target_status(s, self.target_ms), "error": "",
+            })
+        return pd.DataFrame(rows)
+
+    def verdict(self) -> str:
+        """Seed 004's decision, computed from the measured CIs."""
+        if not (self.outcome_a.ok and self.outcome_b.ok):
+            failed = [n for n, o in ((self.name_a, self.outcome_a), (self.name_b, self.outcome_b)) if not o.ok]
+            return f"No verdict: the benchmark of {', '.join(failed)} failed."
+        sa, sb = self.outcome_a.summary, self.outcome_b.summary
+        status_a, status_b = target_status(sa, self.target_ms), target_status(sb, self.target_ms)
+        cmp = self.comparison
+        faster = {"faster": f"{self.name_b} is faster than {self.name_a}",
+                  "slower": f"{self.name_b} is slower than {self.name_a}"}.get(
+            cmp.verdict, f"{self.name_b} and {self.name_a} are not significantly different")
+        ratio = (f"{faster} (ratio of medians {cmp.ratio:.3f}, 95% CI {cmp.ci_low:.3f} to {cmp.ci_high:.3f}, "
+                 f"n={cmp.n_baseline}/{cmp.n_candidate}).")
+        meets = [n for n, st in ((self.name_a, status_a), (self.name_b, status_b)) if st == "meets"]
+        if meets:
+            best = min(meets, key=lambda n: sa.p50 if n == self.name_a else sb.p50)
+            return (f"Scenario A: {' and '.join(meets)} meet{'s' if len(meets) == 1 else ''} the {self.target_ms:g} ms "
+                    f"P50 target with the whole confidence interval below it; use {best}. {ratio}")
+        best_name, best = (self.name_a, sa) if sa.p50 <= sb.p50 else (self.name_b, sb)
+        if best.p50_ci_low > self.ceiling_ms:
+            return (f"Scenario B: neither meets the {self.target_ms:g} ms target and even the faster one "
+                    f"({best_name}, P50 {best.p50:.1f} ms) is above the {self.ceiling_ms:g} ms ceiling: neither is "
+                    f"viable for real time; look for a lighter pipeline. {ratio}")
+        borderline = [n for n, st in ((self.name_a, status_a), (self.name_b, status_b)) if st == "borderline"]
+        if borderline:
+            return (f"Borderline: the confidence interval of {' and '.join(borderline)} straddles the "
+                    f"{self.target_ms:g} ms target; measure more before deciding. {ratio}")
+        return (f"Scenario C: {best_name} is the faster (P50 {best.p50:.1f} ms) but misses the {self.target_ms:g} ms "
+                f"target while staying under the {self.ceiling_ms:g} ms ceiling: better, not enough; optimise "
+                f"further (quantization, session options) or accept the latency knowingly. {ratio}")
+
+
+def side_by_side(spec_a: OnnxBench, spec_b: OnnxBench, name_a: str, name_b: str, target_ms: float = 240.0,
+                 ceiling_ms: float = 500.0, store=None, run_id: str | None = None,
+                 sha_a: str | None = None, sha_b: str | None = None, timeout_s: float = 900.0) -> SideBySide:
+    """Benchmark both models, each in its own process, and keep everything for the verdict."""
+    outcome_a = bench_onnx(spec_a, store=store, run_id=run_id, experiment="compare", model_name=name_a,
+                           model_sha256=sha_a, timeout_s=timeout_s)
+    outcome_b = bench_onnx(spec_b, store=store, run_id=run_id, experiment="compare", model_name=name_b,
+                           model_sha256=sha_b, timeout_s=timeout_s)
+    return SideBySide(name_a, name_b, outcome_a, outcome_b, target_ms, ceiling_ms)

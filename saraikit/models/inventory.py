@@ -1,0 +1,137 @@
+"""The inventory: every model in ``models/``, inspected, as tables for the 00 notebook.
+
+This module only arranges what :mod:`saraikit.models` (what is there) and
+:mod:`saraikit.inspect` (what it is) report. A model that cannot be inspected
+(a corrupt file a user dropped in) becomes a row with its error, not an
+exception that stops the notebook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from saraikit.core import paths
+from saraikit.models import catalog, inspect
+from saraikit.core.errors import SaraikitError
+
+
+@dataclass
+class Inspected:
+    entry: catalog.ManifestEntry
+    info: inspect.ModelInfo | None
+    error: str | None = None
+
+
+def inspect_all(models_dir: Path | None = None) -> dict[str, Inspected]:
+    root = models_dir or paths.models_dir()
+    inspected = {}
+    for entry in catalog.list_models(root):
+        try:
+            inspected[entry.name] = Inspected(entry, inspect.inspect_model(root / entry.path))
+        except SaraikitError as exc:
+            inspected[entry.name] = Inspected(entry, None, str(exc))
+    return inspected
+
+
+def inventory_table(inspected: dict[str, Inspected]) -> pd.DataFrame:
+    """One row per model: manifest fields and the common inspected facts."""
+    rows = []
+    for name, item in inspected.items():
+        e = item.entry
+        base = {"name": name, "role": e.role, "format": e.format, "MB": round(e.bytes / 1e6, 1),
+                "sha256": e.sha256[:12], "source": short_source(e), "version": e.package_version,
+                "license": e.license}
+        if item.info is None:
+            rows.append({**base, "error": item.error})
+            continue
+        facts = inspect.inventory_frame([item.info]).iloc[0].to_dict()
+        facts = {k: v for k, v in facts.items() if k not in ("name", "format", "bytes", "path")}
+        rows.append({**base, **facts, "error": ""})
+    return _integers_as_int(pd.DataFrame(rows))
+
+
+def short_source(entry: catalog.ManifestEntry) -> str:
+    """The source package, with split models shown as 'first part (+N parts)'."""
+    if not entry.package:
+        return entry.source
+    packages = entry.package.split(", ")
+    return packages[0] if len(packages) == 1 else f"{packages[0]} (+{len(packages) - 1} parts)"
+
+
+def _integers_as_int(frame: pd.DataFrame) -> pd.DataFrame:
+    """Float columns that only hold whole numbers (NaN where a fact does not apply) as nullable ints."""
+    for column in frame.select_dtypes("float").columns:
+        values = frame[column].dropna()
+        if len(values) and (values == values.round()).all() and column != "MB":
+            frame[column] = frame[column].astype("Int64")
+    return frame
+
+
+def io_table(inspected: dict[str, Inspected]) -> pd.DataFrame:
+    """ONNX inputs and outputs: name, shape (dynamic dims by name), dtype."""
+    rows = []
+    for name, item in inspected.items():
+        if item.info is None or item.info.format != "onnx":
+            continue
+        for kind in ("inputs", "outputs"):
+            for tensor in item.info.details[kind]:
+                rows.append({"model": name, "kind": kind[:-1], "tensor": tensor["name"],
+                             "shape": str(tensor["shape"]), "dtype": tensor["dtype"],
+                             "dynamic dims": ", ".join(str(d) for d in tensor["shape"] if not isinstance(d, int))})
+    return pd.DataFrame(rows)
+
+
+def onnx_facts_table(inspected: dict[str, Inspected]) -> pd.DataFrame:
+    rows = []
+    for name, item in inspected.items():
+        if item.info is None or item.info.format != "onnx":
+            continue
+        d = item.info.details
+        evidence = {k: v for k, v in d["quantization_evidence"].items()
+                    if v and k not in ("initializer_bytes",)}
+        rows.append({"model": name, "opsets": d["opsets"], "ir_version": d["ir_version"],
+                     "producer": d["producer"], "nodes": d["n_nodes"], "parameters": d["parameters"],
+                     "weight_dtype": d["weight_dtype"], "quantized": d["quantized"],
+                     "quantization evidence": evidence or "none"})
+    return pd.DataFrame(rows)
+
+
+def op_histogram_table(inspected: dict[str, Inspected], top: int = 12) -> pd.DataFrame:
+    """Tidy (model, op, count) rows with each model's ``top`` most frequent ops."""
+    rows = []
+    for name, item in inspected.items():
+        if item.info is None or item.info.format != "onnx":
+            continue
+        histogram = sorted(item.info.details["op_histogram"].items(), key=lambda kv: -kv[1])
+        rows += [{"model": name, "op": op, "count": count} for op, count in histogram[:top]]
+    return pd.DataFrame(rows)
+
+
+GGUF_FIELDS = ("architecture", "name", "quant_type", "dominant_tensor_type", "parameters", "context_length",
+               "embedding_length", "block_count", "head_count", "head_count_kv", "vocab_size",
+               "has_chat_template", "tensor_types")
+CT2_FIELDS = ("spec", "model_type", "weight_dtype", "parameters", "d_model", "encoder_layers", "decoder_layers",
+              "n_mels", "vocabulary_size", "multilingual", "language", "sample_rate")
+
+
+def _details_table(inspected, fmt: str, fields) -> pd.DataFrame:
+    rows = [{"model": name, **{f: item.info.details.get(f) for f in fields}}
+            for name, item in inspected.items() if item.info is not None and item.info.format == fmt]
+    return pd.DataFrame(rows)
+
+
+def gguf_table(inspected: dict[str, Inspected]) -> pd.DataFrame:
+    return _details_table(inspected, "gguf", GGUF_FIELDS)
+
+
+def ct2_table(inspected: dict[str, Inspected]) -> pd.DataFrame:
+    return _details_table(inspected, "ctranslate2", CT2_FIELDS)
+
+
+def compatibility_table(stack: dict, inspected: dict[str, Inspected]) -> pd.DataFrame:
+    """Stage-to-stage checks of a stack config; mismatches are rows with ok=False."""
+    infos = {name: item.info for name, item in inspected.items() if item.info is not None}
+    return inspect.check_compatibility(stack, infos)
