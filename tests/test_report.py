@@ -1,12 +1,18 @@
 import numpy as np
 
+from saraikit.core.store import Figure, Trial
 from saraikit.report import index_page, kpi
 
 
-def add(store, target, value, seed, n=60, ci=None):
-    run = store.start_run(target=target)
+def source(store, run) -> list[int]:
+    return [store.record(run, Trial("unit", {}, [Figure("x", 1.0, "ms", n=1)]))]
+
+
+def add(store, target, value, seed, n=60, ci=None, mode="full"):
+    run = store.start_run(target=target, mode=mode)
     samples = list(value * np.random.default_rng(seed).lognormal(0, 0.03, n)) if n else None
-    kpi.record_kpi(store, run, "audio_path_p50_ms", value, n=n, ci=ci, samples=samples, dataset="d")
+    kpi.record_kpi(store, run, "audio_path_p50_ms", value, n=n, ci=ci, samples=samples, dataset="d",
+                   source_trials=source(store, run))
     return run
 
 
@@ -28,7 +34,7 @@ def test_noise_is_not_a_regression(tmp_store):
 def test_higher_is_better_kpis_regress_downwards(tmp_store):
     for value, seed in ((50.0, 0), (35.0, 1)):
         run = tmp_store.start_run(target="box")
-        kpi.record_kpi(tmp_store, run, "llm_tg_tokens_per_s", value, n=10,
+        kpi.record_kpi(tmp_store, run, "llm_tg_tokens_per_s", value, n=10, source_trials=source(tmp_store, run),
                        samples=list(value * np.random.default_rng(seed).lognormal(0, 0.02, 10)))
     (found,) = index_page.regressions(tmp_store, "box")
     assert found.regressed
@@ -51,3 +57,12 @@ def test_index_lists_targets_and_flags_regressions(tmp_store, tmp_path):
     assert "<h2>box-a</h2>" in text and "<h2>box-b</h2>" in text
     assert text.count("class='regressed'>regression") == 1
     assert "<script" not in text
+
+
+def test_regressions_compare_like_with_like(tmp_store):
+    add(tmp_store, "box", 200.0, 0)
+    add(tmp_store, "box", 400.0, 1, mode="quick")  # a slow smoke run is not a regression of the full run
+    add(tmp_store, "box", 201.0, 2)
+    found = {r.mode: r for r in index_page.regressions(tmp_store, "box")}
+    assert set(found) == {"full"}  # one quick run alone has nothing to be compared with
+    assert not found["full"].regressed and found["full"].previous == 200.0 and found["full"].current == 201.0

@@ -3,8 +3,10 @@
 The page is static, self-contained HTML (no scripts, no network) built from
 the results database and each run's ``summary.json``.
 
-Regression rule: for each KPI (kpi, model, dataset) of a target, the newest
-run is compared with the previous run that measured the same KPI.
+Regression rule: for each KPI (kpi, model, dataset) of a target and each
+mode, the newest run is compared with the previous run of the same mode that
+measured the same KPI: like with like, so a quick run never creates or hides
+a regression of a full run.
 
 - When both rows carry their raw samples, the comparison is
   :func:`saraikit.stats.compare` (bootstrap CI of the ratio of medians): a
@@ -37,6 +39,7 @@ class Regression:
     kpi: str
     model: str
     dataset: str
+    mode: str
     previous: float
     current: float
     evidence: str
@@ -57,7 +60,8 @@ def regressions(store: ResultsStore, target: str) -> list[Regression]:
         return []
     samples = _samples_by_trial(store, [int(t) for t in rows["trial_id"]])
     found = []
-    for (name, model, dataset), group in rows.sort_values("trial_id").groupby(["kpi", "model", "dataset"]):
+    for (name, model, dataset, mode), group in rows.sort_values("trial_id").groupby(["kpi", "model", "dataset",
+                                                                                    "mode"]):
         group = group.dropna(subset=["value"])
         if group["run_id"].nunique() < 2:
             continue
@@ -76,7 +80,7 @@ def regressions(store: ResultsStore, target: str) -> list[Regression]:
                         f"{previous['ci_low']:.4g} to {previous['ci_high']:.4g}")
         else:
             regressed, evidence = False, "no interval: not compared"
-        found.append(Regression(target, name, model, dataset, float(previous["value"]), float(current["value"]),
+        found.append(Regression(target, name, model, dataset, mode, float(previous["value"]), float(current["value"]),
                                 evidence, bool(regressed)))
     return found
 
@@ -139,18 +143,22 @@ def build_index(store: ResultsStore | None = None, outputs: Path | None = None) 
                          f"{r.value:.4g} {html.escape(str(r.unit))}",
                          "" if pd.isna(r.ci_low) else f"{r.ci_low:.4g} to {r.ci_high:.4g}",
                          "" if pd.isna(r.n) else int(r.n), html.escape(str(r.provenance)),
-                         f"<span class='{r.verdict}'>{html.escape(str(r.verdict))}</span>"]
+                         html.escape(str(r.mode)) + (f" (reused from {html.escape(r.reused_from_run)})"
+                                                     if isinstance(r.reused_from_run, str) else ""),
+                         f"<span class='{r.verdict.split(':')[0]}'>{html.escape(str(r.verdict))}</span>"]
                         for r in measured.itertuples()]
-            parts.append("<h3>KPI ledger (newest run)</h3>" + _table(
-                kpi_rows, ["KPI", "model", "dataset", "value", "95% CI", "n", "provenance", "vs target"]))
+            parts.append("<h3>KPI ledger (newest full run; quick figures only where no full run measured them, "
+                         "labelled)</h3>" + _table(
+                kpi_rows, ["KPI", "model", "dataset", "value", "95% CI", "n", "provenance", "mode", "vs target"]))
         found = regressions(store, target)
         if found:
-            reg_rows = [[html.escape(r.kpi), html.escape(r.model), html.escape(r.dataset), f"{r.previous:.4g}",
+            reg_rows = [[html.escape(r.kpi), html.escape(r.model), html.escape(r.dataset), html.escape(r.mode),
+                         f"{r.previous:.4g}",
                          f"{r.current:.4g}", html.escape(r.evidence),
                          "<span class='regressed'>regression</span>" if r.regressed else "no significant regression"]
                         for r in found]
             parts.append("<h3>Newest run against the previous one</h3>" + _table(
-                reg_rows, ["KPI", "model", "dataset", "previous", "current", "evidence", "verdict"]))
+                reg_rows, ["KPI", "model", "dataset", "mode", "previous", "current", "evidence", "verdict"]))
     parts.append("</body></html>")
     path = outputs / "index.html"
     outputs.mkdir(parents=True, exist_ok=True)

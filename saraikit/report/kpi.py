@@ -12,13 +12,19 @@ source and shown beside the measurements, always labelled ``estimated`` or
 ``projected`` as the seeds themselves admitted (or should have).
 
 Decisions:
-- A KPI is identified by (kpi, model, dataset): WER of whisper-base on the
-  Spanish prompts and on LibriVox are two KPIs.
-- The ledger shows the newest row per KPI for a target (a later run replaces
-  an earlier one); ``history`` keeps all of them for regression checks.
-- Targets are parameters (``DEFAULT_TARGETS``), compared with the confidence
-  interval: "pass" when the whole CI is on the good side, "fail" when the
-  whole CI is on the bad side, "inconclusive" otherwise.
+- A KPI is identified by (kpi, model, dataset) and has a mode: WER of
+  whisper-base on the Spanish prompts and on LibriVox are two KPIs, and a
+  quick run's figure never stands in for a full run's.
+- Every KPI row names the trials it came from (``source_trials``); a row with
+  none is refused. Derived figures (a projection, a ratio, a sum) have KPI
+  names of their own and provenance ``derived``; they never share a name with
+  the measured figure they resemble.
+- The ledger shows, per KPI, the newest full-run row of the target; a KPI
+  only a quick run measured is shown from that run, labelled ``quick``.
+  ``history`` keeps every row for regression checks (like with like).
+- Targets are parameters (``DEFAULT_TARGETS``), judged by
+  :func:`saraikit.core.verdict.judge_or_not`: pass / fail / inconclusive from
+  the confidence interval, and never a verdict for a figure without one.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import yaml
 
 from saraikit.core.errors import ConfigError
 from saraikit.core.store import Figure, ResultsStore, Trial
+from saraikit.core.verdict import judge_or_not
 
 EXPERIMENT = "kpi"
 
@@ -50,6 +57,8 @@ class KpiDef:
 KPIS = {k.name: k for k in [
     KpiDef("audio_path_p50_ms", "Audio-only path (STT + TTS first audio) P50", "ms", "lower"),
     KpiDef("v2v_ttfa_p50_ms", "Voice-to-voice time to first audio P50", "ms", "lower"),
+    KpiDef("v2v_ttfa_projected_p50_ms", "Voice-to-voice time to first audio, projected (sum of stage medians)",
+           "ms", "lower"),
     KpiDef("v2v_ttfa_p90_ms", "Voice-to-voice time to first audio P90", "ms", "lower"),
     KpiDef("v2v_last_audio_p50_ms", "End of speech to last audio P50", "ms", "lower"),
     KpiDef("stt_latency_p50_ms", "STT latency per utterance P50", "ms", "lower"),
@@ -99,13 +108,18 @@ SEED_CLAIMS = [
 def record_kpi(store: ResultsStore, run_id: str, kpi: str, value: float | None, n: int | None,
                ci: tuple[float, float] | None = None, dataset: str = "", method: str = "",
                model_name: str | None = None, model_sha256: str | None = None, provenance: str = "measured",
-               source_trials: list[int] | None = None, unit: str | None = None, samples: list | None = None) -> int:
+               source_trials: list[int] | None = None, unit: str | None = None, samples: list | None = None,
+               reused_from_run: str | None = None) -> int:
     """Write one KPI row (with its evidence) into the results database."""
     if kpi not in KPIS:
         raise ConfigError(f"unknown KPI {kpi!r}; known: {sorted(KPIS)}")
+    if not source_trials:
+        raise ConfigError(f"KPI {kpi!r} ({model_name or ''} {dataset}) names no source trial: every KPI row must "
+                          "point at the stored trials it was computed from")
     definition = KPIS[kpi]
     extra = {"ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None, "dataset": dataset,
-             "method": method, "source_trials": source_trials or []}
+             "method": method, "source_trials": [int(t) for t in source_trials],
+             "reused_from_run": reused_from_run}
     trial = Trial(
         experiment=EXPERIMENT, config={"kpi": kpi, "model": model_name, "dataset": dataset},
         model_name=model_name, model_sha256=model_sha256, method={"description": method},
@@ -121,7 +135,8 @@ def history(store: ResultsStore, target: str | None = None) -> pd.DataFrame:
     frame = store.results(experiment=EXPERIMENT, target=target)
     if frame.empty:
         return pd.DataFrame(columns=["target", "run_id", "kpi", "model", "dataset", "value", "unit", "n",
-                                     "ci_low", "ci_high", "method", "provenance", "model_sha256", "trial_id"])
+                                     "ci_low", "ci_high", "method", "provenance", "model_sha256", "trial_id",
+                                     "mode", "source_trials", "reused_from_run", "created_at"])
     extra = frame["extra"].map(lambda e: json.loads(e) if e else {})
     return pd.DataFrame({
         "target": frame["target"], "run_id": frame["run_id"], "kpi": frame["metric"],
@@ -129,32 +144,32 @@ def history(store: ResultsStore, target: str | None = None) -> pd.DataFrame:
         "value": frame["value"], "unit": frame["unit"], "n": frame["n"],
         "ci_low": extra.map(lambda e: e.get("ci_low")), "ci_high": extra.map(lambda e: e.get("ci_high")),
         "method": extra.map(lambda e: e.get("method", "")), "provenance": frame["provenance"],
-        "model_sha256": frame["model_sha256"], "trial_id": frame["trial_id"],
+        "model_sha256": frame["model_sha256"], "trial_id": frame["trial_id"], "mode": frame["mode"],
+        "source_trials": extra.map(lambda e: e.get("source_trials", [])),
+        "reused_from_run": extra.map(lambda e: e.get("reused_from_run")),
         "created_at": frame["created_at"],
     })
 
 
+def _nan_to_none(x):
+    return None if x is None or (isinstance(x, float) and np.isnan(x)) else x
+
+
 def verdict(kpi: str, value, ci_low, ci_high, target: float | None) -> str:
-    if target is None or pd.isna(target):
-        return ""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "missing"
-    low = value if ci_low is None or pd.isna(ci_low) else ci_low
-    high = value if ci_high is None or pd.isna(ci_high) else ci_high
-    lower_is_better = KPIS[kpi].better == "lower"
-    good_all = high <= target if lower_is_better else low >= target
-    bad_all = low > target if lower_is_better else high < target
-    return "pass" if good_all else ("fail" if bad_all else "inconclusive")
+    """The KPI against its target (see :mod:`saraikit.core.verdict`): never a verdict without an interval."""
+    return judge_or_not(_nan_to_none(value), _nan_to_none(ci_low), _nan_to_none(ci_high), _nan_to_none(target),
+                        KPIS[kpi].better)
 
 
-def ledger(store: ResultsStore, target: str, targets: dict | None = None) -> pd.DataFrame:
-    """The newest figure per (kpi, model, dataset) for a target, with pass/fail and provenance."""
+def ledger(store: ResultsStore, target: str, targets: dict | None = None, mode: str = "full") -> pd.DataFrame:
+    """Per (kpi, model, dataset): the newest row of ``mode`` (else of any mode, labelled), with verdicts."""
     targets = {**DEFAULT_TARGETS, **(targets or {})}
     rows = history(store, target)
     if rows.empty:
         latest = rows
     else:
-        latest = rows.sort_values("trial_id").groupby(["kpi", "model", "dataset"], as_index=False).last()
+        rows = rows.assign(preferred=rows["mode"] == mode).sort_values(["preferred", "trial_id"])
+        latest = rows.groupby(["kpi", "model", "dataset"], as_index=False).last().drop(columns="preferred")
     latest = latest.copy()
     latest["label"] = latest["kpi"].map(lambda k: KPIS[k].label)
     latest["target"] = latest["kpi"].map(lambda k: targets.get(k))
@@ -168,7 +183,8 @@ def ledger(store: ResultsStore, target: str, targets: dict | None = None) -> pd.
                                 "seed_claim": (f"{claims[k]['value']:g} ({claims[k]['provenance']})"
                                                if k in claims else "")} for k in missing])
     columns = ["kpi", "label", "model", "dataset", "value", "unit", "ci_low", "ci_high", "n", "target",
-               "verdict", "provenance", "method", "seed_claim", "model_sha256", "run_id"]
+               "verdict", "provenance", "mode", "method", "seed_claim", "model_sha256", "run_id", "reused_from_run",
+               "source_trials"]
     combined = pd.concat([latest, extra_rows], ignore_index=True) if len(extra_rows) else latest
     return combined.reindex(columns=columns).sort_values(["kpi", "model", "dataset"], na_position="last",
                                                           ignore_index=True)
@@ -187,6 +203,8 @@ def export_yaml(ledger_frame: pd.DataFrame, path: Path, target: str) -> Path:
             "model_sha256": row.model_sha256 if isinstance(row.model_sha256, str) else None,
             "run_id": row.run_id if isinstance(row.run_id, str) else None,
             "target": None if pd.isna(row.target) else float(row.target), "verdict": row.verdict,
+            "mode": row.mode if isinstance(row.mode, str) else None,
+            "reused_from_run": row.reused_from_run if isinstance(row.reused_from_run, str) else None,
         }
     data = {"target": target, "kpis": entries,
             "seed_claims": [{**c, "note": "claimed by the seeds, not measured here"} for c in SEED_CLAIMS]}
