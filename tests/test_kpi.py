@@ -117,3 +117,13 @@ def test_yaml_export_carries_provenance_and_mode(tmp_store, tmp_path):
     assert entry["mode"] == "full"
     assert data["kpis"]["audio_path_p50_ms"]["provenance"] == "missing"
     assert all(c["note"].startswith("claimed by the seeds") for c in data["seed_claims"])
+
+
+def test_goal_sentences_follow_the_verdict():
+    from saraikit.core.verdict import goal_sentence
+
+    assert goal_sentence(1364, 1333, 1391, 500).startswith("fails the 500 ms goal by 864 ms (2.73x")
+    assert goal_sentence(400, 380, 420, 500).startswith("passes the 500 ms goal")
+    assert goal_sentence(490, 450, 530, 500).startswith("is inconclusive")
+    assert goal_sentence(400, None, None, 500).startswith("is not judged")
+    assert goal_sentence(3.2, 3.0, 3.4, 3.5, better="higher", unit="").startswith("fails the 3.5 goal by 0.3 (0.91x")

@@ -66,3 +66,20 @@ def test_regressions_compare_like_with_like(tmp_store):
     found = {r.mode: r for r in index_page.regressions(tmp_store, "box")}
     assert set(found) == {"full"}  # one quick run alone has nothing to be compared with
     assert not found["full"].regressed and found["full"].previous == 200.0 and found["full"].current == 201.0
+
+
+def test_the_decision_uses_seed_004_scenarios_on_full_runs_only(tmp_store):
+    from saraikit.report.decision import decision_lines
+
+    run = tmp_store.start_run(target="box")
+    kpi.record_kpi(tmp_store, run, "v2v_ttfa_p50_ms", 1364.0, n=26, ci=(1333.0, 1391.0), dataset="d",
+                   source_trials=source(tmp_store, run))
+    lines = decision_lines(kpi.ledger(tmp_store, "box"), ceiling_ms=1000.0)
+    assert any("voice-to-voice time to first audio is 1364 ms" in line and "**fail**" in line for line in lines)
+    assert lines[-1].startswith("- Scenario B (seed 004")
+    assert any(line.startswith("- Not measured") and "audio_path_p50_ms" in line for line in lines)
+    assert decision_lines(kpi.ledger(tmp_store, "box"), ceiling_ms=2000.0)[-1].startswith("- Scenario C")
+    quick = tmp_store.start_run(target="other", mode="quick")
+    kpi.record_kpi(tmp_store, quick, "v2v_ttfa_p50_ms", 400.0, n=4, ci=(300.0, 450.0), dataset="d",
+                   source_trials=source(tmp_store, quick))
+    assert "not decided from a quick run" in decision_lines(kpi.ledger(tmp_store, "other"), 1000.0)[-1]

@@ -1,13 +1,19 @@
-"""Progress bars that read well in both places notebooks run.
+"""Progress bars that show where a person is watching, and never in a report.
 
-In JupyterLab a widget bar (``tqdm.auto``); in batch runs (papermill, where
-the workbook sets ``SARAIKIT_BATCH=1``) a plain text bar, because a widget
-saved without its state shows as an empty box in the HTML report.
+- In JupyterLab: a widget bar (``tqdm.auto``).
+- In a batch run (the workbook sets ``SARAIKIT_BATCH=1`` for its kernels): a
+  plain text bar on the *terminal* that started the workbook
+  (``sys.__stderr__``, the kernel process's real stderr), not on the cell's
+  stderr, which papermill would save into the executed notebook and its HTML.
+  The workbook also sets ``TQDM_DISABLE=1`` so third-party bars (ONNX Runtime's
+  calibration, faster-whisper) stay out of the reports; bars made here pass
+  ``disable`` explicitly and are not affected.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 
 def progress(iterable=None, **kwargs):
@@ -15,6 +21,8 @@ def progress(iterable=None, **kwargs):
         from tqdm.std import tqdm
 
         kwargs.setdefault("mininterval", 5.0)
+        kwargs.setdefault("file", sys.__stderr__)
     else:
         from tqdm.auto import tqdm
+    kwargs["disable"] = kwargs.get("disable") or False
     return tqdm(iterable, **kwargs)

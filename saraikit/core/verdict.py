@@ -95,3 +95,20 @@ def scenario(value: float, ci_low: float, ci_high: float, target: float, ceiling
     else:
         letter = "borderline"
     return Scenario(letter, SCENARIOS[letter])
+
+
+def goal_sentence(value, ci_low, ci_high, target, better: str = "lower", unit: str = "ms") -> str:
+    """A conclusion's words for a figure against its goal, from :func:`judge_or_not` (never rounded into a pass)."""
+    verdict = judge_or_not(value, ci_low, ci_high, target, better)
+    unit = f" {unit}" if unit else ""
+    goal = f"the {target:g}{unit} goal"
+    if verdict == "pass":
+        return f"passes {goal} (the whole 95% CI is on the good side)"
+    if verdict == "fail":
+        gap = value - target if better == "lower" else target - value
+        return f"fails {goal} by {abs(gap):.3g}{unit} ({value / target:.2f}x the goal; the whole 95% CI is on the bad side)"
+    if verdict == NOT_JUDGED:
+        return f"is not judged against {goal}: the figure has no confidence interval"
+    if verdict == "missing":
+        return f"was not measured, so it is not judged against {goal}"
+    return f"is inconclusive against {goal} (its 95% CI straddles it)"

@@ -133,6 +133,19 @@ def utterance_trial(row: dict, experiment: str, config: dict) -> Trial:
                  figures=figures)
 
 
+def load_trial(load_info: dict, stack_name: str) -> Trial:
+    """The stack's load time per stage and its memory once loaded, as one stored trial."""
+    memory = load_info["memory"]
+    gguf = memory.get("gguf_mapping") or {}
+    figures = [Figure(f"load_s_{stage}", seconds, "s", n=1) for stage, seconds in load_info["load_s"].items()]
+    figures += [Figure("stack_load_wall_s", load_info["load_wall_s"], "s", n=1),
+                Figure("stack_rss", memory["rss_bytes"], "bytes", n=1),
+                Figure("stack_pss", memory.get("pss_bytes"), "bytes", n=1),
+                Figure("gguf_resident", gguf.get("rss_bytes"), "bytes", n=1)]
+    return Trial(experiment="e2e_load", config={"stack": stack_name}, figures=figures,
+                 method={"memory": "psutil RSS/PSS after loading every stage in the worker process"})
+
+
 @dataclass
 class ThreadSplit:
     ort_threads: int

@@ -36,6 +36,8 @@ from saraikit.core import paths
 from saraikit.core.errors import ConfigError
 from saraikit.core.hardware import target_slug
 from saraikit.core.store import ResultsStore
+from saraikit.report.browsercheck import check_pages, chromium_available
+from saraikit.report.index_page import build_index
 
 log = logging.getLogger("saraikit.workbook")
 
@@ -59,16 +61,18 @@ class WorkbookRun:
     quick: bool
     notebooks: list[NotebookRun] = field(default_factory=list)
     seconds: float = 0.0
+    browser_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return all(nb.status == "ok" for nb in self.notebooks)
+        return all(nb.status == "ok" for nb in self.notebooks) and not self.browser_problems
 
     def table(self) -> str:
         lines = [f"{'notebook':<24} {'status':<8} {'seconds':>8}  error"]
         for nb in self.notebooks:
             error = (nb.error or "").splitlines()[0][:90] if nb.error else ""
             lines.append(f"{nb.name:<24} {nb.status:<8} {nb.seconds:>8.1f}  {error}")
+        lines += [f"browser check: {p}" for p in self.browser_problems]
         lines.append(f"total {self.seconds:.1f} s; outputs in {self.out_dir}")
         return "\n".join(lines)
 
@@ -162,8 +166,9 @@ def run_workbook(target: str | None = None, quick: bool = False, only: list[str]
     notebooks = select(only)
     params = load_params(target, params_file)
     store = ResultsStore()
-    run_id = store.start_run(target=target, notes=f"workbook quick={quick}")
-    os.environ["SARAIKIT_BATCH"] = "1"  # kernels inherit it: plain-text progress bars in batch runs
+    run_id = store.start_run(target=target, notes=f"workbook quick={quick}", mode="quick" if quick else "full")
+    os.environ["SARAIKIT_BATCH"] = "1"  # kernels inherit it: progress on the terminal, not in the reports
+    os.environ["TQDM_DISABLE"] = "1"  # third-party progress bars stay out of the executed notebooks
     out_dir = paths.outputs_dir() / target / "runs" / run_id
     out_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out_dir / "workbook.log")
@@ -189,32 +194,39 @@ def run_workbook(target: str | None = None, quick: bool = False, only: list[str]
         result.seconds = time.perf_counter() - start
         (out_dir / "summary.json").write_text(json.dumps(asdict(result), indent=2))
         try:
-            from saraikit.report.index_page import build_index
-
             build_index(store)
         except Exception as exc:  # noqa: BLE001 - the index is a convenience; the run's files stand
             log.error("outputs/index.html was not rebuilt: %s", exc)
-        check_in_browser(result, out_dir)
+        result.browser_problems = check_in_browser(result, out_dir)
+        (out_dir / "summary.json").write_text(json.dumps(asdict(result), indent=2))
         log.info("workbook finished in %.1f s", result.seconds)
         log.removeHandler(handler)
         handler.close()
     return result
 
 
-def check_in_browser(result: WorkbookRun, out_dir: Path) -> None:
-    """Open each report in headless Chromium and save a screenshot; problems go to the log."""
-    from saraikit.report.browsercheck import check_pages, chromium_available
+def check_in_browser(result: WorkbookRun, out_dir: Path) -> list[str]:
+    """Open each report in headless Chromium and save a screenshot; return the problems found.
 
+    A report that does not load cleanly fails the workbook (non-zero exit), and so does a
+    browser that cannot be started: an unchecked report is not a checked one.
+    """
     reports = [Path(nb.report_html) for nb in result.notebooks if nb.report_html]
-    if not reports or not chromium_available():
-        log.warning("reports not checked in a browser (no reports or no Chromium)")
-        return
+    if not reports:
+        return []
+    if not chromium_available():
+        return ["reports not checked: Chromium is not installed (apt-get install chromium chromium-driver)"]
+    problems = []
     try:
         for check in check_pages(reports, out_dir / "screenshots"):
             state = "ok" if check.ok else "; ".join(check.problems())
             log.info("browser check %s: %s (screenshot %s)", Path(check.path).name, state, check.screenshot)
+            problems += [f"{Path(check.path).name}: {p}" for p in check.problems()]
     except Exception as exc:  # noqa: BLE001 - a browser problem must not lose the run's results
-        log.error("browser check failed: %s", exc)
+        problems.append(f"browser check failed: {type(exc).__name__}: {exc}")
+    for problem in problems:
+        log.error("browser check: %s", problem)
+    return problems
 
 
 def publish_latest(run_dir: Path, target_dir: Path, stem: str) -> None:
