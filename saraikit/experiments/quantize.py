@@ -143,6 +143,7 @@ import numpy as np
 import pandas as pd
 
 from saraikit.core.errors import ConfigError, DataError, ModelError
+from saraikit.quality.transcribe import FASTER_WHISPER_OPTIONS
 
 METHODS = ("dynamic", "static")
 QUANT_TYPES = ("QInt8", "QUInt8")
@@ -1150,10 +1151,6 @@ def encoder_transcripts(ct2_dir: str | Path, encoder_path: str | Path, clips: Se
 
     stt = OnnxEncoderWhisper(ct2_dir, encoder_path, ct2_config=Ct2WhisperConfig(compute_type="float32", cpu_threads=1))
     return [stt.transcribe(read_16k(clip), language=clip.language, beam_size=beam_size).text for clip in clips]
-
-
-FASTER_WHISPER_OPTIONS = {"without_timestamps": True, "temperature": 0.0, "condition_on_previous_text": False}
-"""faster-whisper options that decode like ``OnnxEncoderWhisper``: temperature 0 without fallback, no timestamps."""
 
 
 def ct2_transcripts(ct2_dir: str | Path, clips: Sequence, compute_type: str = "int8", beam_size: int = 1) -> list[str]:

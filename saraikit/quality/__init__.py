@@ -1,7 +1,8 @@
 """quality: what the user keeps.
 
 WER/CER with confidence intervals, predicted MOS (DNSMOS), the human listening
-kit, and the STT/TTS quality runs built on one transcription path.
+kit, and the STT/TTS quality runs (``stt_eval``, ``tts_eval``) built on one
+transcription path with one decoding policy (``transcribe``).
 
 May import: saraikit.core, saraikit.data, saraikit.models, saraikit.engines.
 """
