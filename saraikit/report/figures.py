@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from saraikit.core import paths
+from saraikit.core.io import atomic_path
 
 
 def figures_dir(target: str, run_id: str) -> Path:
@@ -17,12 +18,9 @@ def figures_dir(target: str, run_id: str) -> Path:
 
 
 def save_figure(fig, name: str, target: str, run_id: str, dpi: int = 110) -> Path:
-    folder = figures_dir(target, run_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.png"
-    tmp = folder / f".{name}.tmp.png"
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    tmp.replace(path)
+    path = figures_dir(target, run_id) / f"{name}.png"
+    with atomic_path(path, suffix=".png") as temporary:
+        fig.savefig(temporary, dpi=dpi, bbox_inches="tight")
     return path
 
 

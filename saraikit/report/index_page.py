@@ -30,6 +30,7 @@ import pandas as pd
 
 from saraikit.core import paths, stats
 from saraikit.report import kpi
+from saraikit.core.io import atomic_write_text
 from saraikit.core.store import ResultsStore
 
 
@@ -160,9 +161,4 @@ def build_index(store: ResultsStore | None = None, outputs: Path | None = None) 
             parts.append("<h3>Newest run against the previous one</h3>" + _table(
                 reg_rows, ["KPI", "model", "dataset", "mode", "previous", "current", "evidence", "verdict"]))
     parts.append("</body></html>")
-    path = outputs / "index.html"
-    outputs.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_text(outputs / "index.html", "\n".join(parts))

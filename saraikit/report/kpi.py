@@ -30,8 +30,6 @@ Decisions:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +38,7 @@ import pandas as pd
 import yaml
 
 from saraikit.core.errors import ConfigError
+from saraikit.core.io import atomic_write_yaml
 from saraikit.core.store import Figure, ResultsStore, Trial
 from saraikit.core.verdict import judge_or_not
 
@@ -208,10 +207,4 @@ def export_yaml(ledger_frame: pd.DataFrame, path: Path, target: str) -> Path:
         }
     data = {"target": target, "kpis": entries,
             "seed_claims": [{**c, "note": "claimed by the seeds, not measured here"} for c in SEED_CLAIMS]}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".kpis.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        yaml.safe_dump(data, fh, sort_keys=False, allow_unicode=True)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_yaml(path, data)

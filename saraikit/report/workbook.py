@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -35,6 +34,7 @@ import yaml
 from saraikit.core import paths
 from saraikit.core.errors import ConfigError
 from saraikit.core.hardware import target_slug
+from saraikit.core.io import atomic_copy, atomic_write_json, atomic_write_text
 from saraikit.core.store import ResultsStore
 from saraikit.report.browsercheck import check_pages, chromium_available
 from saraikit.report.index_page import build_index
@@ -125,11 +125,7 @@ def export_html(executed: Path, hide_code: bool) -> Path:
                             exclude_input=hide_code, exclude_input_prompt=hide_code,
                             exclude_output_prompt=hide_code)
     body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
-    out = executed.with_suffix(".report.html" if hide_code else ".html")
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(body, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return atomic_write_text(executed.with_suffix(".report.html" if hide_code else ".html"), body)
 
 
 def execute(notebook: Path, out_path: Path, parameters: dict) -> NotebookRun:
@@ -192,13 +188,13 @@ def run_workbook(target: str | None = None, quick: bool = False, only: list[str]
             publish_latest(out_dir, paths.outputs_dir() / target, notebook.stem)
     finally:
         result.seconds = time.perf_counter() - start
-        (out_dir / "summary.json").write_text(json.dumps(asdict(result), indent=2))
+        atomic_write_json(out_dir / "summary.json", asdict(result))
         try:
             build_index(store)
         except Exception as exc:  # noqa: BLE001 - the index is a convenience; the run's files stand
             log.error("outputs/index.html was not rebuilt: %s", exc)
         result.browser_problems = check_in_browser(result, out_dir)
-        (out_dir / "summary.json").write_text(json.dumps(asdict(result), indent=2))
+        atomic_write_json(out_dir / "summary.json", asdict(result))
         log.info("workbook finished in %.1f s", result.seconds)
         log.removeHandler(handler)
         handler.close()
@@ -234,6 +230,4 @@ def publish_latest(run_dir: Path, target_dir: Path, stem: str) -> None:
     for suffix in (".ipynb", ".html", ".report.html"):
         src = run_dir / f"{stem}{suffix}"
         if src.exists():
-            tmp = target_dir / f".{stem}{suffix}.tmp"
-            shutil.copyfile(src, tmp)
-            tmp.replace(target_dir / f"{stem}{suffix}")
+            atomic_copy(src, target_dir / f"{stem}{suffix}")
