@@ -56,8 +56,13 @@ from typing import Sequence
 import numpy as np
 
 from saraikit.core.errors import ConfigError, DataError
+from saraikit.data import datasets
 from saraikit.data.audio import read_16k
+from saraikit.data.datasets import Clip
+from saraikit.engines.stages import PiperTTS
+from saraikit.engines.whisper_onnx import INPUT_NAME, WINDOW_FRAMES, feature_frames
 from saraikit.experiments.quantize.variants import PIPER_DETERMINISTIC_SCALES
+from saraikit.models import catalog
 
 SAMPLE_RATE = 16000
 SPLITS = ("calibration", "evaluation")
@@ -138,8 +143,6 @@ def _evenly(items: Sequence, n: int | None, what: str) -> list:
 
 
 def _untranscribed_clips(data_dir: Path = SPHINX_DATA):
-    from saraikit.data.datasets import Clip
-
     clips = []
     for name in UNTRANSCRIBED_EN:
         path = data_dir / name
@@ -153,8 +156,6 @@ def _untranscribed_clips(data_dir: Path = SPHINX_DATA):
 
 def speech_clips(language: str, split: str, n: int | None = None) -> list:
     """Real speech clips (``saraikit.datasets.Clip``) of one language and split; see the module docstring."""
-    from saraikit.data import datasets
-
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
     if language == "en":
@@ -173,8 +174,6 @@ def speech_clips(language: str, split: str, n: int | None = None) -> list:
 
 def mel_features(clips: Sequence, n: int | None = None, n_mels: int = 80) -> list[dict[str, np.ndarray]]:
     """``{"mel": [1, n_mels, 3000] float32}`` per clip (its first 30 s window), for ``n`` evenly spaced clips."""
-    from saraikit.engines.whisper_onnx import INPUT_NAME, WINDOW_FRAMES, feature_frames
-
     feeds = []
     for clip in _evenly(clips, n, "mel_features clips"):
         frames = feature_frames(read_16k(clip.path), n_mels)[:, :WINDOW_FRAMES]
@@ -187,8 +186,6 @@ def mel_features(clips: Sequence, n: int | None = None, n_mels: int = 80) -> lis
 
 
 def _voice(voice_path: str | Path, noise: bool):
-    from saraikit.engines.stages import PiperTTS
-
     if noise:
         return PiperTTS(voice_path)
     noise_scale, length_scale, noise_w = PIPER_DETERMINISTIC_SCALES
@@ -267,8 +264,6 @@ def encoder_clips(model_name: str, n: int, split: str = "evaluation") -> list:
 
 def real_feeds(model_name: str, n: int, split: str = "evaluation", noise: bool = False) -> list[dict[str, np.ndarray]]:
     """``n`` real-input feed dicts for a default model (ConfigError when there is no recipe)."""
-    from saraikit.models import catalog
-
     kind = recipe(model_name).kind
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
