@@ -26,9 +26,9 @@ from saraikit.engines.sessions import Ct2WhisperConfig, build_ct2_whisper
 
 def ct2_encoder_bench(ct2_dir: str | Path, feeds: Mapping[str, np.ndarray], compute_type: str = "int8",
                       plan: Mapping | None = None, cpu_threads: int = 0) -> dict:
-    """CTranslate2's Whisper encoder on the same ``mel`` feed; the dict ``saraikit.bench.run_onnx_bench`` returns.
+    """CTranslate2's Whisper encoder on the same ``mel`` feed; the dict ``experiments.bench.run_onnx_bench`` returns.
 
-    Module level so :func:`saraikit.trials.run_isolated` can run it in a fresh process."""
+    Module level so :func:`saraikit.core.trials.run_isolated` can run it in a fresh process."""
     import ctranslate2
 
     timing_plan = TimingPlan.from_dict(dict(plan or {}))
@@ -55,7 +55,7 @@ def ct2_encoder_bench(ct2_dir: str | Path, feeds: Mapping[str, np.ndarray], comp
 def bench_ct2_encoder(ct2_dir: str | Path, feeds: Mapping[str, np.ndarray], compute_type: str, plan: Mapping,
                       store=None, run_id: str | None = None, experiment: str = "quantization",
                       model_name: str | None = None, cpu_threads: int | None = None, timeout_s: float = 600.0):
-    """:func:`ct2_encoder_bench` in a fresh process, stored like ``saraikit.bench.bench_onnx``; a BenchOutcome.
+    """:func:`ct2_encoder_bench` in a fresh process, stored like ``experiments.bench.bench_onnx``; a BenchOutcome.
 
     ``cpu_threads`` None means one thread per physical core (see the module docstring)."""
     import psutil

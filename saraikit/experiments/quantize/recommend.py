@@ -143,7 +143,7 @@ def recommend(table: pd.DataFrame, budget: QualityBudget, model: str) -> Recomme
     """Accept or reject every candidate of one model and pick the fastest accepted one (see the module docstring).
 
     ``table`` needs :data:`RECOMMEND_COLUMNS`; ``role`` is one of :data:`ROLES`;
-    ``verdict`` comes from ``saraikit.stats.compare`` against the baseline."""
+    ``verdict`` comes from ``saraikit.core.stats.compare`` against the baseline."""
     missing = [c for c in RECOMMEND_COLUMNS if c not in table.columns]
     if missing:
         raise DataError(f"recommend: the table lacks column(s) {missing}")
@@ -187,7 +187,7 @@ def candidates(fp32_path: str | Path, frame: pd.DataFrame) -> dict[str, Path]:
 
 
 def latency_row(outcome, baseline_samples: Sequence[float] | None) -> dict:
-    """P50 with its CI, load time and the comparison with FP32 from a ``saraikit.bench.BenchOutcome``.
+    """P50 with its CI, load time and the comparison with FP32 from a ``saraikit.experiments.bench.BenchOutcome``.
 
     ``baseline_samples`` None means this is the baseline itself (verdict "baseline")."""
     if not outcome.ok:

@@ -65,7 +65,7 @@ def piper_round_trip(voice_path: str | Path, sentences: Sequence[str], stt,
                      config_path: str | Path | None = None) -> list[str]:
     """Speak each sentence with the Piper voice at ``voice_path`` (scales [0, 1, 0]) and transcribe it with ``stt``.
 
-    ``stt`` is a loaded 16 kHz STT stage (e.g. ``saraikit.stages.FasterWhisperSTT``); ``config_path`` is the
+    ``stt`` is a loaded 16 kHz STT stage (e.g. ``saraikit.engines.stages.FasterWhisperSTT``); ``config_path`` is the
     voice's ``.onnx.json`` (a variant has none of its own: pass the FP32 voice's)."""
     noise_scale, length_scale, noise_w = PIPER_DETERMINISTIC_SCALES
     tts = PiperTTS(voice_path, config_path=config_path, noise_scale=noise_scale, length_scale=length_scale,
@@ -76,7 +76,7 @@ def piper_round_trip(voice_path: str | Path, sentences: Sequence[str], stt,
 
 def wer_reports(ids: Sequence[str], references: Sequence[str], hypotheses: Sequence[str],
                 languages: Sequence[str]) -> dict:
-    """One ``saraikit.quality.WerReport`` per language (each normalised by its own rules)."""
+    """One ``saraikit.quality.wer.WerReport`` per language (each normalised by its own rules)."""
     if not len(ids) == len(references) == len(hypotheses) == len(languages):
         raise DataError(f"wer_reports: {len(ids)} ids, {len(references)} references, {len(hypotheses)} hypotheses "
                         f"and {len(languages)} languages; they must line up")
