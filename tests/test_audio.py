@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from saraikit.data.audio import Audio, check_audio, duration_s, peak_dbfs, read_audio, rms_dbfs
+from saraikit.data.audio import Audio, check_audio, duration_s, peak_dbfs, read_16k, read_audio, rms_dbfs
 from saraikit.core.errors import DataError
 
 
@@ -132,3 +132,14 @@ def test_check_audio_clipped():
 def test_check_audio_reports_several_problems():
     audio = Audio(np.zeros(10, dtype=np.float32), 16000)
     assert check_audio(audio) == ["too short (0.00 s < 0.1 s)", "silent (peak -inf dBFS)"]
+
+
+def test_headerless_raw_audio_is_read_as_16k_pcm16(tmp_path):
+    samples = (np.arange(1600) % 200 - 100).astype("<i2") * 100
+    path = tmp_path / "speech.raw"
+    path.write_bytes(samples.tobytes())
+    assert np.allclose(read_16k(path), samples / 32768.0)
+    empty = tmp_path / "empty.raw"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match="empty"):
+        read_16k(empty)

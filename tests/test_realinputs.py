@@ -43,18 +43,6 @@ def test_mel_features_are_one_whisper_window_per_clip(tmp_path):
     assert np.array_equal(r.mel_features(clips, n=1)[0]["mel"], feeds[0]["mel"])
 
 
-def test_headerless_raw_audio_is_read_as_16k_pcm16(tmp_path):
-    samples = (np.arange(1600) % 200 - 100).astype("<i2") * 100
-    path = tmp_path / "speech.raw"
-    path.write_bytes(samples.tobytes())
-    clip = Clip("speech", path, "en", 0.1, 16000, "", "test")
-    assert np.allclose(r.read_16k(clip), samples / 32768.0)
-    empty = tmp_path / "empty.raw"
-    empty.write_bytes(b"")
-    with pytest.raises(DataError, match="empty"):
-        r.read_16k(Clip("empty", empty, "en", 0.0, 16000, "", "test"))
-
-
 def test_sentence_splits_are_disjoint_and_deterministic():
     assert not set(r.SENTENCES_EN) & set(r.CALIBRATION_SENTENCES_EN)
     assert len(set(r.SENTENCES_EN)) == len(r.SENTENCES_EN) == 20

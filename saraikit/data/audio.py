@@ -8,6 +8,8 @@ Decisions:
   anti-aliasing filter); the output length is ``ceil(n * target_sr / sr)``.
 - Levels are dBFS relative to a full-scale *peak* of 1.0, so a full-scale
   sine has an RMS of about -3 dBFS. Digital silence is ``-inf``.
+- Headerless ``.raw`` files carry no format, so :func:`read_16k` reads them
+  as 16 kHz 16-bit mono PCM (the only such files the project reads).
 - ``check_audio`` reports problems as short strings and never raises: callers
   decide whether a problem drops a clip (the datasets drop only silent ones).
 """
@@ -30,6 +32,7 @@ MIN_SECONDS = 0.1
 # must be a little below 1.0 to catch clipping on both sides.
 FULL_SCALE = 0.999
 MAX_CLIPPED_FRACTION = 0.001
+SPEECH_SAMPLE_RATE = 16000  # what the speech models take; headerless .raw speech is stored at this rate
 
 
 @dataclass
@@ -60,6 +63,21 @@ def read_audio(path: str | Path, target_sr: int | None = None) -> Audio:
         sample_rate = target_sr
     samples = np.clip(samples, -1.0, 1.0).astype(np.float32)
     return Audio(samples=samples, sample_rate=int(sample_rate), path=path)
+
+
+def read_16k(path: str | Path) -> np.ndarray:
+    """float32 mono samples at 16 kHz (WAV/FLAC via :func:`read_audio`, headerless ``.raw`` as 16 kHz PCM16)."""
+    path = Path(path)
+    if path.suffix == ".raw":
+        try:
+            samples, _ = sf.read(path, format="RAW", samplerate=SPEECH_SAMPLE_RATE, channels=1, subtype="PCM_16",
+                                 dtype="float32")
+        except (sf.SoundFileError, RuntimeError) as error:
+            raise DataError(f"{path}: not readable as 16 kHz 16-bit PCM ({error})") from None
+        if samples.size == 0:
+            raise DataError(f"{path}: empty audio (0 samples)")
+        return samples
+    return read_audio(path, target_sr=SPEECH_SAMPLE_RATE).samples
 
 
 def duration_s(audio: Audio) -> float:

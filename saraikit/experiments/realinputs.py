@@ -2,9 +2,9 @@
 
 ``real_feeds(model_name, n, split)`` returns ``n`` feed dicts (``{input name:
 array}``) ready for ``session.run``, ``saraikit.bench.OnnxBench(feeds=...)``
-and ``saraikit.quantize`` (calibration, ``compare_outputs``). A model without a
-recipe here raises ConfigError; the caller then falls back to synthetic inputs
-and labels them so.
+and ``saraikit.experiments.quantize`` (calibration, ``compare_outputs``). A
+model without a recipe here raises ConfigError; the caller then falls back to
+synthetic inputs and labels them so.
 
 Decisions
 ---------
@@ -37,10 +37,11 @@ Decisions
   English only.
 - Piper feeds use the voice's own front end (``PiperTTS.phoneme_ids``, i.e.
   piper's espeak phonemizer and id map), one sentence per feed. The default
-  scales are :data:`saraikit.quantize.PIPER_DETERMINISTIC_SCALES` ``[0, 1, 0]``
-  (noise_scale, length_scale, noise_w): with noise the voice draws random
-  numbers and two FP32 runs differ, so fidelity against FP32 would measure
-  the noise. ``noise=True`` gives the voice's configured scales (what the
+  scales are
+  :data:`saraikit.experiments.quantize.variants.PIPER_DETERMINISTIC_SCALES`
+  ``[0, 1, 0]`` (noise_scale, length_scale, noise_w): with noise the voice
+  draws random numbers and two FP32 runs differ, so fidelity against FP32
+  would measure the noise. ``noise=True`` gives the voice's configured scales (what the
   voice uses in production) for latency runs; the cost is the same, the
   output is not reproducible.
 """
@@ -53,9 +54,15 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import soundfile as sf
 
 from saraikit.core.errors import ConfigError, DataError
+from saraikit.data import datasets
+from saraikit.data.audio import read_16k
+from saraikit.data.datasets import Clip
+from saraikit.engines.stages import PiperTTS
+from saraikit.engines.whisper_onnx import INPUT_NAME, WINDOW_FRAMES, feature_frames
+from saraikit.experiments.quantize.variants import PIPER_DETERMINISTIC_SCALES
+from saraikit.models import catalog
 
 SAMPLE_RATE = 16000
 SPLITS = ("calibration", "evaluation")
@@ -136,8 +143,6 @@ def _evenly(items: Sequence, n: int | None, what: str) -> list:
 
 
 def _untranscribed_clips(data_dir: Path = SPHINX_DATA):
-    from saraikit.data.datasets import Clip
-
     clips = []
     for name in UNTRANSCRIBED_EN:
         path = data_dir / name
@@ -151,8 +156,6 @@ def _untranscribed_clips(data_dir: Path = SPHINX_DATA):
 
 def speech_clips(language: str, split: str, n: int | None = None) -> list:
     """Real speech clips (``saraikit.datasets.Clip``) of one language and split; see the module docstring."""
-    from saraikit.data import datasets
-
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
     if language == "en":
@@ -169,30 +172,11 @@ def speech_clips(language: str, split: str, n: int | None = None) -> list:
     return _evenly(pool, n, f"{language} {split} speech")
 
 
-def read_16k(clip) -> np.ndarray:
-    """float32 mono samples at 16 kHz of a clip (WAV/FLAC via saraikit.audio, headerless .raw as 16 kHz PCM16)."""
-    from saraikit.data.audio import read_audio
-
-    path = Path(clip.path)
-    if path.suffix == ".raw":
-        try:
-            samples, _ = sf.read(path, format="RAW", samplerate=SAMPLE_RATE, channels=1, subtype="PCM_16",
-                                 dtype="float32")
-        except (sf.SoundFileError, RuntimeError) as error:
-            raise DataError(f"{path}: not readable as 16 kHz 16-bit PCM ({error})") from None
-        if samples.size == 0:
-            raise DataError(f"{path}: empty audio (0 samples)")
-        return samples
-    return read_audio(path, target_sr=SAMPLE_RATE).samples
-
-
 def mel_features(clips: Sequence, n: int | None = None, n_mels: int = 80) -> list[dict[str, np.ndarray]]:
     """``{"mel": [1, n_mels, 3000] float32}`` per clip (its first 30 s window), for ``n`` evenly spaced clips."""
-    from saraikit.engines.whisper_onnx import INPUT_NAME, WINDOW_FRAMES, feature_frames
-
     feeds = []
     for clip in _evenly(clips, n, "mel_features clips"):
-        frames = feature_frames(read_16k(clip), n_mels)[:, :WINDOW_FRAMES]
+        frames = feature_frames(read_16k(clip.path), n_mels)[:, :WINDOW_FRAMES]
         feeds.append({INPUT_NAME: np.ascontiguousarray(frames[None], dtype=np.float32)})
     return feeds
 
@@ -202,9 +186,6 @@ def mel_features(clips: Sequence, n: int | None = None, n_mels: int = 80) -> lis
 
 
 def _voice(voice_path: str | Path, noise: bool):
-    from saraikit.experiments.quantize import PIPER_DETERMINISTIC_SCALES
-    from saraikit.engines.stages import PiperTTS
-
     if noise:
         return PiperTTS(voice_path)
     noise_scale, length_scale, noise_w = PIPER_DETERMINISTIC_SCALES
@@ -283,8 +264,6 @@ def encoder_clips(model_name: str, n: int, split: str = "evaluation") -> list:
 
 def real_feeds(model_name: str, n: int, split: str = "evaluation", noise: bool = False) -> list[dict[str, np.ndarray]]:
     """``n`` real-input feed dicts for a default model (ConfigError when there is no recipe)."""
-    from saraikit.models import catalog
-
     kind = recipe(model_name).kind
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
