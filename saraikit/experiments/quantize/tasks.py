@@ -44,8 +44,6 @@ def encoder_transcripts(ct2_dir: str | Path, encoder_path: str | Path, clips: Se
     return [stt.transcribe(read_16k(clip.path), language=clip.language, beam_size=beam_size).text for clip in clips]
 
 
-"""faster-whisper options that decode like ``OnnxEncoderWhisper``: temperature 0 without fallback, no timestamps."""
-
 
 def ct2_transcripts(ct2_dir: str | Path, clips: Sequence, compute_type: str = "int8", beam_size: int = 1) -> list[str]:
     """Text of each clip through faster-whisper at CTranslate2's ``compute_type``, one thread.
