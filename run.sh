@@ -62,16 +62,23 @@ ensure_venv() {
     log "creating the virtual environment in .venv"
     "$(find_python)" -m venv "$VENV"
   fi
-  # Reinstall only when pyproject.toml or the llama.cpp build flags changed since the last successful install.
-  local stamp="$VENV/.saraikit-installed" want cmake_args
+  # llama-cpp-python is rebuilt only when its version spec or this CPU's build flags change; the other
+  # packages are reinstalled only when pyproject.toml changes.
+  local llama_spec cmake_args llama_want llama_stamp="$VENV/.saraikit-llama-build"
+  llama_spec=$(grep -o '"llama-cpp-python[^"]*"' pyproject.toml | tr -d '"')
   cmake_args=$(llama_cmake_args)
-  want=$( (cat pyproject.toml; echo "$cmake_args") | sha256sum | cut -d' ' -f1)
-  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    log "installing Python packages (llama-cpp-python compiles from source the first time: ~5 minutes)"
+  llama_want="$llama_spec $cmake_args"
+  if [ ! -f "$llama_stamp" ] || [ "$(cat "$llama_stamp")" != "$llama_want" ]; then
+    log "building llama-cpp-python for this CPU (~5 minutes): $cmake_args"
     "$PY" -m pip install -q --upgrade pip wheel setuptools
     # --no-cache-dir: a wheel cached from another build of llama.cpp (other flags) must not be reused.
-    CMAKE_ARGS="$cmake_args" "$PY" -m pip install -q --no-cache-dir --force-reinstall --no-deps \
-      "$(grep -o '"llama-cpp-python[^"]*"' pyproject.toml | tr -d '"')"
+    CMAKE_ARGS="$cmake_args" "$PY" -m pip install -q --no-cache-dir --force-reinstall --no-deps "$llama_spec"
+    echo "$llama_want" > "$llama_stamp"
+  fi
+  local stamp="$VENV/.saraikit-installed" want
+  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    log "installing Python packages"
     "$PY" -m pip install -q -e ".[test]"
     echo "$want" > "$stamp"
   fi

@@ -14,4 +14,4 @@ Subpackages, lowest layer first; each imports only the ones before it
 ``notebook`` (the one-line notebook setup) and ``cli`` (the ``saraikit`` command) sit on top.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.1.0"
