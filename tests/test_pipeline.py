@@ -141,3 +141,59 @@ def test_thread_budget_bookkeeping(provisioned, tmp_store):
     assert table["ttfa_p50_ms"].is_monotonic_increasing
     stored = tmp_store.trials(experiment="thread_budget")
     assert len(stored) == 2 and sorted(len(s) for s in stored["samples"]) == [1, 1]
+
+
+# --- end-to-end conclusions and KPI declarations (synthetic rows, no models) -------------------------------
+
+
+def _e2e_rows(n=8, ttfa=1364.0):
+    import pandas as pd
+
+    rng = __import__("numpy").random.default_rng(0)
+    rows = []
+    for i in range(n):
+        jitter = rng.normal(0, 10)
+        rows.append({"id": f"u{i}", "language": "en" if i % 2 else "es", "status": "ok", "reason": "",
+                     "endpoint_ms": 100.0, "vad_ms": 5.0, "llm_start_ms": 900.0 + jitter,
+                     "first_sentence_ms": 1100.0 + jitter, "first_audio_ms": ttfa - 100 + jitter,
+                     "ttfa_ms": ttfa + jitter, "audio_path_ms": 990.0 + jitter, "stt_ms": 880.0 + jitter,
+                     "llm_ttft_ms": 140.0 + jitter})
+    rows.append({"id": "bad", "language": "en", "status": "silent audio", "reason": "no signal"})
+    return pd.DataFrame(rows)
+
+
+def test_e2e_conclusions_are_computed_and_judged_by_the_one_rule():
+    import pandas as pd
+
+    from saraikit.experiments import e2e
+
+    rows = _e2e_rows()
+    load_info = {"load_wall_s": 2.5, "memory": {"rss_bytes": 700 * 2**20, "pss_bytes": 680 * 2**20,
+                                                "gguf_mapping": {"rss_bytes": 235 * 2**20}}}
+    budget = pd.DataFrame([{"split": "ORT 2 / CT2 2 / llama 2", "ttfa_p50_ms": 1360.0, "n": 4, "vs_best": "best"}])
+    lines = e2e.conclusion_lines(rows, 1200.0, load_info, {"ttfa_ms": 2500.0}, budget, 500.0, 240.0)
+    assert lines[0].startswith("- Voice-to-voice time to first audio: P50 **1364 ms**") or "P50 **13" in lines[0]
+    assert "fails the 500 ms goal" in lines[0] and "fails the 240 ms goal" in lines[1]
+    assert "dominant stage is **STT**" in lines[2]
+    assert "Projected (sum of isolated medians, derived) 1200 ms" in lines[3] and "slower than the sum" in lines[3]
+    assert "235 MiB is the mapped GGUF" in lines[5]
+    assert lines[-1].startswith("- 1 utterance(s) did not complete: bad: silent audio")
+
+
+def test_e2e_kpis_name_their_sources_and_keep_the_projection_apart(tmp_store):
+    from saraikit.core.store import Figure, Trial
+    from saraikit.report import kpi
+    from saraikit.report.e2e_records import record_e2e
+
+    run = tmp_store.start_run(target="box")
+    rows = _e2e_rows()
+    trials = [tmp_store.record(run, Trial("e2e", {"u": i}, [Figure("ttfa_ms", 1.0, "ms", n=1)])) for i in range(3)]
+    load = tmp_store.record(run, Trial("e2e_load", {}, [Figure("stack_rss", 1.0, "bytes", n=1)]))
+    record_e2e(tmp_store, run, rows, trials, load, {"rss_bytes": 700 * 2**20, "pss_bytes": None}, 1200.0)
+    table = kpi.history(tmp_store, "box").set_index("kpi")
+    assert table.loc["v2v_ttfa_p50_ms", "provenance"] == "measured" and table.loc["v2v_ttfa_p50_ms", "n"] == 8
+    assert table.loc["v2v_ttfa_projected_p50_ms", "provenance"] == "derived"
+    assert table.loc["v2v_ttfa_projected_p50_ms", "value"] == 1200.0
+    assert list(table.loc["stack_rss_mib", "source_trials"]) == [load]
+    assert "stack_pss_mib" not in table.index  # no PSS reading, no row
+    assert table.loc["v2v_ttfa_p50_ms", "dataset"] == "2-4 s utterances, en+es"

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from saraikit.core import stats
+from saraikit.core.verdict import goal_sentence
 from saraikit.data import datasets
 from saraikit.data.audio import read_audio
 from saraikit.engines.pipeline import PipelineRunner, apply_threads
@@ -189,3 +190,49 @@ def thread_budget(stack: dict, clips: list[datasets.Clip], splits: list[ThreadSp
         table["vs_best"] = [("best" if name == best else stats.compare(samples[best], samples[name]).verdict
                             if samples[name] else "no data") for name in table["split"]]
     return table, samples
+
+
+def conclusion_lines(rows: pd.DataFrame, projected_ms: float, load_info: dict, cold_row: dict, budget: pd.DataFrame,
+                     ttfa_goal_ms: float, audio_goal_ms: float) -> list[str]:
+    """The notebook's conclusions, each sentence computed from the rows (judged by the one verdict rule)."""
+    ok = rows[rows["status"] == "ok"]
+    if ok.empty:
+        return ["- No utterance completed: " + "; ".join(f"{r.id}: {r.status} ({r.reason})" for r in rows.itertuples())]
+    ttfa, audio, stt = (stats.summarize(ok[c].astype(float).tolist()) for c in ("ttfa_ms", "audio_path_ms", "stt_ms"))
+    ttft = ok["llm_ttft_ms"].dropna().astype(float)
+    dominant, share = dominant_stage(stage_breakdown(rows))
+    memory = load_info["memory"]
+    gguf_mib = ((memory.get("gguf_mapping") or {}).get("rss_bytes") or 0) / 2**20
+    best = budget.iloc[0]
+    lines = [
+        f"- Voice-to-voice time to first audio: P50 **{ttfa.p50:.0f} ms** ({_ci(ttfa)}), P90 "
+        f"{stats.format_percentile(ttfa, 'p90')}; it {goal_sentence(ttfa.p50, ttfa.p50_ci_low, ttfa.p50_ci_high, ttfa_goal_ms)}.",
+        f"- Audio-only path (STT + TTS): P50 **{audio.p50:.0f} ms** ({_ci(audio)}); it "
+        f"{goal_sentence(audio.p50, audio.p50_ci_low, audio.p50_ci_high, audio_goal_ms)}.",
+        f"- The dominant stage is **{dominant}** ({share:.0%} of the median time to first audio); STT P50 "
+        f"{stt.p50:.0f} ms, LLM time to first token P50 {ttft.median():.0f} ms (n={len(ttft)}).",
+        f"- Projected (sum of isolated medians, derived) {projected_ms:.0f} ms vs measured {ttfa.p50:.0f} ms: gap "
+        f"{ttfa.p50 - projected_ms:+.0f} ms. " + (
+            "The pipeline is slower than the sum of its parts: the LLM and TTS compete for the same cores, and "
+            "hand-offs cost time." if ttfa.p50 > projected_ms else
+            "The measured median is below the projection: a median of sums is not a sum of medians; neither figure "
+            "should be read without the other."),
+        f"- Cold start: the stack loads in {load_info['load_wall_s']:.1f} s and the first, unwarmed utterance took "
+        f"{cold_row.get('ttfa_ms', float('nan')):.0f} ms to first audio (n=1).",
+        f"- Memory: RSS {memory['rss_bytes'] / 2**20:.0f} MiB of which {gguf_mib:.0f} MiB is the mapped GGUF; "
+        f"PSS {(memory.get('pss_bytes') or 0) / 2**20:.0f} MiB.",
+        f"- Best thread split: **{best['split']}** (P50 {best['ttfa_p50_ms']:.0f} ms over {int(best['n'])} utterances); "
+        f"{int((budget.get('vs_best', pd.Series(dtype=str)) != 'slower').sum())} of {len(budget)} splits are not "
+        "significantly slower.",
+    ]
+    failed = rows[rows["status"] != "ok"]
+    if len(failed):
+        lines.append(f"- {len(failed)} utterance(s) did not complete: "
+                     + "; ".join(f"{r.id}: {r.status} ({r.reason})" for r in failed.itertuples()))
+    return lines
+
+
+def _ci(s: stats.Summary) -> str:
+    if np.isnan(s.p50_ci_low):
+        return f"no 95% CI: n={s.n}"
+    return f"{stats.format_interval(s.p50, s.p50_ci_low, s.p50_ci_high, s.confidence)}, n={s.n}"
