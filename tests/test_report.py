@@ -83,3 +83,36 @@ def test_the_decision_uses_seed_004_scenarios_on_full_runs_only(tmp_store):
     kpi.record_kpi(tmp_store, quick, "v2v_ttfa_p50_ms", 400.0, n=4, ci=(300.0, 450.0), dataset="d",
                    source_trials=source(tmp_store, quick))
     assert "not decided from a quick run" in decision_lines(kpi.ledger(tmp_store, "other"), 1000.0)[-1]
+
+
+def test_inventory_conclusions_and_kpis_come_from_the_tables(tmp_store):
+    import pandas as pd
+
+    from saraikit.core import stats
+    from saraikit.core.hardware import Fingerprint
+    from saraikit.report import inventory_summary
+
+    fp = Fingerprint(**{**{k: None for k in Fingerprint.__dataclass_fields__}, "cpu_model": "Test CPU",
+                        "logical_cores": 2, "isa_flags": ["avx2"]})
+    table = pd.DataFrame([{"name": "m", "source": "user", "quantized": True, "error": ""},
+                          {"name": "n", "source": "package", "quantized": None, "error": "bad header"}])
+    compat = pd.DataFrame([{"ok": True, "message": ""}, {"ok": False, "message": "3584 != 3072"}])
+    run = tmp_store.start_run(target="box")
+    trial = source(tmp_store, run)[0]
+    results = pd.DataFrame([{"model": "m", "status": "ok", "p50_ms": 6.5, "p50_ci_low": 6.4, "p50_ci_high": 6.6,
+                             "p50_ci": "95% CI 6.40 to 6.60", "n": 200, "p99": "9 ms (unsupported: n=200 < 662)",
+                             "load_s": 0.2, "trial_id": trial, "error": ""},
+                            {"model": "x", "status": "failed", "error": "crashed: SIGSEGV"}])
+    overhead = type("O", (), {"ratio": 1.03, "rounds": 30, "calls_per_round": 5000,
+                              "comparison": stats.compare([1.0, 1.01, 0.99, 1.0, 1.02, 1.0, 0.98] * 3,
+                                                          [1.03, 1.04, 1.02, 1.03, 1.05, 1.03, 1.01] * 3)})()
+    lines = inventory_summary.conclusion_lines(fp, "box", table, compat, results, overhead, "silero-vad")
+    text = "\n".join(lines)
+    assert "2 models in `models/` (1 added by the user); 1 already quantized" in text
+    assert "1 model(s) could not be inspected: n" in text and "1 mismatch(es) in 2 checks: 3584 != 3072" in text
+    assert "- m: P50 6.5 ms" in text and "x: benchmark failed: crashed: SIGSEGV" in text
+    assert "against the 1.02 goal: **" in text
+    ids = inventory_summary.record_synthetic_bench(tmp_store, run, results, {"m": [6.5] * 10}, {"m": "abc"}, {})
+    assert len(ids) == 2
+    rows = kpi.history(tmp_store, "box").set_index("kpi")
+    assert rows.loc["latency_p50_ms", "model_sha256"] == "abc" and list(rows.loc["model_load_s", "source_trials"]) == [trial]
