@@ -914,7 +914,7 @@ def compare_outputs(
     With ``check_determinism`` the FP32 model runs twice on the first feed:
     ``reference_deterministic`` False means the comparison measures the
     model's own randomness too (Piper with noise scales > 0)."""
-    from saraikit.engines.sessions import build_ort_session
+    from saraikit.engines.ort import build_ort_session
 
     if variant_path is None:
         raise ModelError("compare_outputs: variant_path is None (that variant was skipped or failed)")
@@ -1042,7 +1042,7 @@ def compare_many(
     ort_config=None,
 ) -> dict[str, OutputComparison]:
     """:func:`compare_outputs` for several variants, FP32 run once per feed."""
-    from saraikit.engines.sessions import build_ort_session
+    from saraikit.engines.ort import build_ort_session
 
     feeds_list = check_feeds(fp32_path, feeds_list)
     reference = build_ort_session(fp32_path, ort_config)
@@ -1075,8 +1075,9 @@ def ct2_encoder_bench(ct2_dir: str | Path, feeds: Mapping[str, np.ndarray], comp
     Module level so :func:`saraikit.trials.run_isolated` can run it in a fresh process."""
     import ctranslate2
 
-    from saraikit.engines.sessions import Ct2WhisperConfig, build_ct2_whisper
-    from saraikit.core.timing import TimingPlan, measure, memory_snapshot, timed
+    from saraikit.engines.ct2 import Ct2WhisperConfig, build_ct2_whisper
+    from saraikit.core.memory import memory_snapshot
+    from saraikit.core.timing import TimingPlan, measure, timed
 
     timing_plan = TimingPlan.from_dict(dict(plan or {}))
     before = memory_snapshot()
@@ -1145,7 +1146,7 @@ def encoder_transcripts(ct2_dir: str | Path, encoder_path: str | Path, clips: Se
 
     The decoder is CTranslate2 at float32 for every encoder, so only the encoder differs between rows."""
     from saraikit.experiments.realinputs import read_16k
-    from saraikit.engines.sessions import Ct2WhisperConfig
+    from saraikit.engines.ct2 import Ct2WhisperConfig
     from saraikit.engines.whisper_onnx import OnnxEncoderWhisper
 
     stt = OnnxEncoderWhisper(ct2_dir, encoder_path, ct2_config=Ct2WhisperConfig(compute_type="float32", cpu_threads=1))
@@ -1161,7 +1162,7 @@ def ct2_transcripts(ct2_dir: str | Path, clips: Sequence, compute_type: str = "i
 
     Decoding options: :data:`FASTER_WHISPER_OPTIONS`."""
     from saraikit.experiments.realinputs import read_16k
-    from saraikit.engines.sessions import Ct2WhisperConfig
+    from saraikit.engines.ct2 import Ct2WhisperConfig
     from saraikit.engines.stages import FasterWhisperSTT
 
     texts = []

@@ -209,7 +209,8 @@ class Transcriber:
     """A loaded :class:`SttSystem`: ``transcriber(samples_16k, language) -> text``."""
 
     def __init__(self, system: SttSystem, cpu_threads: int = 2):
-        from saraikit.engines.sessions import Ct2WhisperConfig, OrtConfig, build_faster_whisper
+        from saraikit.engines.ct2 import Ct2WhisperConfig, build_faster_whisper
+        from saraikit.engines.ort import OrtConfig
 
         self.system = system
         model_dir = catalog.model_path(system.model)
