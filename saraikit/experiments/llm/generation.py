@@ -94,9 +94,9 @@ def generate_once(llm, prompt: Prompt | str, max_tokens: int = 48, temperature: 
 
     start = time.perf_counter_ns()
     prompt_tokens = llm.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos, special=prompt.special)
-    if len(prompt_tokens) + max_tokens > llm.nraw_context():
+    if len(prompt_tokens) + max_tokens > llm.n_ctx():
         raise ConfigError(f"generate_once: {len(prompt_tokens)} prompt tokens + max_tokens={max_tokens} "
-                          f"exceed n_ctx={llm.nraw_context()}")
+                          f"exceed n_ctx={llm.n_ctx()}")
     completion: list[int] = []
     token_times: list[float] = []
     text, stop_reason = "", "length"

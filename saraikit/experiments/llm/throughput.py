@@ -101,8 +101,8 @@ def bench_test(llm, test: str, n_tokens: int, repetitions: int, warmup: int, dep
     check_count(repetitions, "repetitions", where)
     check_count(warmup, "warmup", where, minimum=0)
     check_count(depth, "depth", where, minimum=0)
-    if depth + n_tokens > llm.nraw_context():
-        raise ConfigError(f"{where}: depth {depth} + {n_tokens} tokens exceed n_ctx={llm.nraw_context()}")
+    if depth + n_tokens > llm.n_ctx():
+        raise ConfigError(f"{where}: depth {depth} + {n_tokens} tokens exceed n_ctx={llm.n_ctx()}")
     tokens = _bench_tokens(llm, depth + n_tokens, seed)
     timed_tokens = tokens[depth:]
     wall_ms, llama_ms = [], []
