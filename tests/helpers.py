@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_matmul_model(path: Path, size: int = 8, seed: int = 0) -> Path:
@@ -60,10 +64,18 @@ def worker_allocates(megabytes):
 
 def worker_memory_growth(megabytes):
     """Snapshots before and after touching a fresh allocation (in a clean process)."""
-    from saraikit.core.timing import memory_snapshot
+    from saraikit.core.memory import memory_snapshot
 
     before = memory_snapshot()
     block = bytearray(megabytes * 1024 * 1024)
     block[::4096] = b"x" * len(block[::4096])  # touch every page
     after = memory_snapshot()
     return before, after, len(block)
+
+
+def run_python(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``script`` in a fresh interpreter (for process-wide state: ORT's env allocator, thread counts)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300
+    )

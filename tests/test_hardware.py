@@ -1,3 +1,5 @@
+import psutil
+
 from saraikit.core import hardware
 
 
@@ -36,3 +38,8 @@ def test_slug_is_stable_and_overridable(monkeypatch):
 
 def test_slugify_drops_marketing_noise():
     assert hardware.slugify("Intel(R) Core(TM) i7-8550U CPU @ 1.80GHz") == "intel-core-i7-8550u"
+
+
+def test_physical_cores_asks_psutil_for_physical_cores(monkeypatch):
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 4 if logical else 2)
+    assert hardware.physical_cores() == 2

@@ -76,7 +76,7 @@ def test_variants_by_name_keeps_the_order_and_names_unknown_ones():
 
 @pytest.mark.integration
 def test_piper_is_deterministic_only_without_noise(piper):
-    from saraikit.engines.sessions import build_ort_session
+    from saraikit.engines.ort import build_ort_session
 
     session = build_ort_session(piper)
     quiet = piper_feeds(40, 0)

@@ -10,7 +10,9 @@ import pytest
 
 from saraikit.data.audio import Audio, read_audio, rms_dbfs
 from saraikit.core.errors import ConfigError, DataError, MeasurementError, ModelError
-from saraikit.engines.sessions import Ct2WhisperConfig, LlamaConfig, OrtConfig, read_back_ort_options
+from saraikit.engines.ct2 import Ct2WhisperConfig
+from saraikit.engines.llama import LlamaConfig
+from saraikit.engines.ort import OrtConfig, read_back_ort_options
 from saraikit.models.stack import load_stack
 from saraikit.engines.stages import (
     EspeakTTS,

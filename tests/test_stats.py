@@ -17,6 +17,7 @@ from saraikit.core.stats import (
     format_interval,
     format_percentile,
     format_value,
+    mean_ci,
     min_samples_for_median_ci,
     min_samples_for_percentile,
     paired_bootstrap_diff,
@@ -340,3 +341,10 @@ def test_bad_confidence_and_percentile():
         min_samples_for_percentile(99)
     with pytest.raises(MeasurementError, match="n must be a non-negative sample count"):
         percentile_supported(0.9, -1)
+
+
+def test_mean_ci_is_a_student_t_interval():
+    low, high = mean_ci([1.0, 2.0, 3.0])  # mean 2, sem 1/sqrt(3), t(0.975, 2) = 4.303
+    assert low == pytest.approx(2 - 4.3027 / math.sqrt(3), abs=1e-3)
+    assert high == pytest.approx(2 + 4.3027 / math.sqrt(3), abs=1e-3)
+    assert all(math.isnan(v) for v in mean_ci([5.0]))

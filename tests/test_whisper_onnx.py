@@ -362,7 +362,7 @@ def test_real_encoder_matches_ctranslate2_fp32(name, d_model, model_paths, expor
 
 @pytest.mark.integration
 def test_tiny_en_transcript_matches_faster_whisper(model_paths, exported, clip_0880):
-    from saraikit.engines.sessions import build_faster_whisper
+    from saraikit.engines.ct2 import build_faster_whisper
 
     backend = OnnxEncoderWhisper(model_paths["whisper-tiny.en"], exported["whisper-tiny.en"])
     result = backend.transcribe(clip_0880.samples, beam_size=5)

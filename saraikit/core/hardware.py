@@ -115,6 +115,11 @@ def normalise_flags(raw_flags) -> list[str]:
     return sorted({INFERENCE_FLAGS[f.lower()] for f in raw_flags if f.lower() in INFERENCE_FLAGS})
 
 
+def physical_cores() -> int:
+    """Physical CPU cores (logical ones when psutil cannot tell)."""
+    return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
+
+
 @functools.lru_cache(maxsize=1)
 def fingerprint() -> Fingerprint:
     import cpuinfo  # imported lazily: it takes about a second on first call
@@ -124,7 +129,7 @@ def fingerprint() -> Fingerprint:
     return Fingerprint(
         cpu_model=info.get("brand_raw") or platform.processor() or "unknown cpu",
         arch=info.get("arch_string_raw") or platform.machine(),
-        physical_cores=psutil.cpu_count(logical=False) or 1,
+        physical_cores=physical_cores(),
         logical_cores=psutil.cpu_count(logical=True) or 1,
         cpu_mhz=round(hz[0] / 1e6, 1) if hz and hz[0] else None,
         isa_flags=normalise_flags(info.get("flags", [])),

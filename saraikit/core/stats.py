@@ -18,11 +18,10 @@ Percentile support (MLPerf LoadGen early-stopping rule)
     second-largest sample is a distribution-free 99 % upper bound on the true
     percentile, and the bound does not rest on the single largest sample.
     It gives P90 = 64, P95 = 130 and P99 = 662 (LoadGen: 64 and 662).
-    LoadGen's fixed-count requirement for *submissions* is different: it uses
-    ``n = z^2 p (1 - p) / margin^2`` with a 0.5 % / 0.05 % margin, which gives
-    about 24,000 / 270,000 queries.  That is far too many for CPU models that
-    take seconds per call, so we use the early-stopping floor and show a flag
-    instead of hiding the figure.
+    LoadGen's fixed-count rule for *submissions* (``n = z^2 p (1 - p) /
+    margin^2``, tens of thousands of queries) is far too many for CPU models
+    that take seconds per call, so we use the early-stopping floor and show a
+    flag instead of hiding the figure.
     The P50 is always reported (for n >= 1) and carries a bootstrap CI.  The
     rule would ask for 11 samples at p = 0.5.
 
@@ -83,26 +82,11 @@ from scipy import stats as sps
 from saraikit.core.errors import MeasurementError
 
 __all__ = [
-    "DEFAULT_SUPPORT_CONFIDENCE",
-    "MIN_BOOTSTRAP_RESAMPLES",
-    "PERCENTILE_MIN_SAMPLES",
-    "TAIL_PERCENTILES",
-    "Comparison",
-    "ConfidenceInterval",
-    "PairedDifference",
-    "Summary",
-    "bootstrap_ci",
-    "compare",
-    "format_interval",
-    "format_percentile",
-    "format_summary",
-    "format_value",
-    "min_samples_for_median_ci",
-    "min_samples_for_percentile",
-    "paired_bootstrap_diff",
-    "percentile_supported",
-    "summaries_frame",
-    "summarize",
+    "DEFAULT_SUPPORT_CONFIDENCE", "MIN_BOOTSTRAP_RESAMPLES", "PERCENTILE_MIN_SAMPLES", "TAIL_PERCENTILES",
+    "Comparison", "ConfidenceInterval", "PairedDifference", "Summary", "bootstrap_ci", "compare",
+    "format_interval", "format_percentile", "format_summary", "format_value", "mean_ci",
+    "min_samples_for_median_ci", "min_samples_for_percentile", "paired_bootstrap_diff",
+    "percentile_supported", "summaries_frame", "summarize",
 ]
 
 DEFAULT_SUPPORT_CONFIDENCE = 0.99
@@ -136,10 +120,8 @@ def _check_n_boot(n_boot: int) -> int:
     if not isinstance(n_boot, (int, np.integer)) or isinstance(n_boot, bool):
         raise MeasurementError(f"n_boot must be an integer, got {n_boot!r}")
     if n_boot < MIN_BOOTSTRAP_RESAMPLES:
-        raise MeasurementError(
-            f"n_boot must be at least {MIN_BOOTSTRAP_RESAMPLES} bootstrap resamples, "
-            f"got {n_boot}; fewer make the interval bounds mostly noise"
-        )
+        raise MeasurementError(f"n_boot must be at least {MIN_BOOTSTRAP_RESAMPLES} bootstrap resamples, "
+                               f"got {n_boot}; fewer make the interval bounds mostly noise")
     return int(n_boot)
 
 
@@ -147,9 +129,7 @@ def _check_fraction(p: float, name: str = "p") -> float:
     if not isinstance(p, (int, float, np.floating)) or isinstance(p, bool):
         raise MeasurementError(f"{name} must be a number in (0, 1), got {p!r}")
     if not 0.0 < p < 1.0:
-        raise MeasurementError(
-            f"{name} must be a fraction in (0, 1) (0.99 for P99, not 99), got {p!r}"
-        )
+        raise MeasurementError(f"{name} must be a fraction in (0, 1) (0.99 for P99, not 99), got {p!r}")
     return float(p)
 
 
@@ -160,18 +140,14 @@ def _as_samples(samples, name: str = "samples") -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise MeasurementError(f"{name} must be a sequence of numbers: {exc}") from None
     if values.ndim != 1:
-        raise MeasurementError(
-            f"{name} must be a flat sequence of numbers, got an array of shape {values.shape}"
-        )
+        raise MeasurementError(f"{name} must be a flat sequence of numbers, got an array of shape {values.shape}")
     if values.size == 0:
         raise MeasurementError(f"{name} is empty: there is nothing to summarize")
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         shown = ", ".join(str(i) for i in bad[:5]) + (", ..." if bad.size > 5 else "")
-        raise MeasurementError(
-            f"{name} contains {bad.size} non-finite value(s) (NaN or inf) at index {shown}; "
-            "drop or investigate failed runs before summarizing"
-        )
+        raise MeasurementError(f"{name} contains {bad.size} non-finite value(s) (NaN or inf) at index {shown}; "
+                               "drop or investigate failed runs before summarizing")
     return values
 
 
@@ -179,12 +155,8 @@ def _as_samples(samples, name: str = "samples") -> np.ndarray:
 # percentile support
 
 
-def min_samples_for_percentile(
-    p: float,
-    confidence: float = DEFAULT_SUPPORT_CONFIDENCE,
-    tolerance: float = 0.0,
-    tail_samples: int = 1,
-) -> int:
+def min_samples_for_percentile(p: float, confidence: float = DEFAULT_SUPPORT_CONFIDENCE,
+                               tolerance: float = 0.0, tail_samples: int = 1) -> int:
     """Smallest sample count that supports the ``p`` percentile (LoadGen rule).
 
     Returns the smallest ``n`` with
@@ -256,12 +228,8 @@ class ConfidenceInterval:
         return bool(self.low <= value <= self.high)
 
 
-def _bootstrap_statistics(
-    values: np.ndarray,
-    statistic: Callable[..., np.ndarray],
-    n_boot: int,
-    rng: np.random.Generator,
-) -> np.ndarray:
+def _bootstrap_statistics(values: np.ndarray, statistic: Callable[..., np.ndarray], n_boot: int,
+                          rng: np.random.Generator) -> np.ndarray:
     """``n_boot`` values of ``statistic`` on resamples (with replacement) of ``values``.
 
     ``statistic`` must accept ``axis=-1`` (numpy reductions do).  Resamples are
@@ -283,14 +251,8 @@ def _percentile_interval(boot: np.ndarray, confidence: float) -> tuple[float, fl
     return float(low), float(high)
 
 
-def bootstrap_ci(
-    values,
-    statistic: Callable[..., np.ndarray] = np.median,
-    confidence: float = 0.95,
-    n_boot: int = 2000,
-    seed: int | None = 0,
-    min_n: int = 2,
-) -> ConfidenceInterval:
+def bootstrap_ci(values, statistic: Callable[..., np.ndarray] = np.median, confidence: float = 0.95,
+                 n_boot: int = 2000, seed: int | None = 0, min_n: int = 2) -> ConfidenceInterval:
     """Percentile-bootstrap CI of ``statistic(values)``.
 
     ``statistic`` must take ``axis=-1`` (``np.median``, ``np.mean``, ...).
@@ -309,6 +271,18 @@ def bootstrap_ci(
     return ConfidenceInterval(estimate, low, high, confidence, values.size, n_boot)
 
 
+def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t confidence interval of the mean; NaNs with fewer than two values.
+
+    For a handful of repetitions, where a percentile bootstrap would be too narrow.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.size < 2:
+        return math.nan, math.nan
+    low, high = sps.t.interval(confidence, values.size - 1, loc=values.mean(), scale=sps.sem(values))
+    return float(low), float(high)
+
+
 @dataclass(frozen=True)
 class PairedDifference:
     """``mean(candidate - baseline)`` over paired items, with its bootstrap CI."""
@@ -325,13 +299,8 @@ class PairedDifference:
         return bool(self.ci_low > 0.0 or self.ci_high < 0.0)
 
 
-def paired_bootstrap_diff(
-    baseline,
-    candidate,
-    confidence: float = 0.95,
-    n_boot: int = 5000,
-    seed: int | None = 0,
-) -> PairedDifference:
+def paired_bootstrap_diff(baseline, candidate, confidence: float = 0.95, n_boot: int = 5000,
+                          seed: int | None = 0) -> PairedDifference:
     """Paired bootstrap of ``mean(candidate) - mean(baseline)`` on the same items.
 
     ``baseline[i]`` and ``candidate[i]`` must be the same item (utterance,
@@ -341,10 +310,8 @@ def paired_bootstrap_diff(
     baseline = _as_samples(baseline, "baseline")
     candidate = _as_samples(candidate, "candidate")
     if baseline.size != candidate.size:
-        raise MeasurementError(
-            f"paired samples need the same items: baseline has {baseline.size} values, "
-            f"candidate has {candidate.size}"
-        )
+        raise MeasurementError(f"paired samples need the same items: baseline has {baseline.size} values, "
+                               f"candidate has {candidate.size}")
     interval = bootstrap_ci(candidate - baseline, np.mean, confidence, n_boot, seed)
     return PairedDifference(interval.estimate, interval.low, interval.high, interval.confidence, interval.n)
 
@@ -391,13 +358,7 @@ class Summary:
         return self.format()
 
 
-def summarize(
-    samples,
-    unit: str = "ms",
-    confidence: float = 0.95,
-    n_boot: int = 2000,
-    seed: int | None = 0,
-) -> Summary:
+def summarize(samples, unit: str = "ms", confidence: float = 0.95, n_boot: int = 2000, seed: int | None = 0) -> Summary:
     """Summarize ``samples``: mean, spread, percentiles, median CI and support flags."""
     values = _as_samples(samples)
     confidence = _check_confidence(confidence)
@@ -407,27 +368,11 @@ def summarize(
     std = float(np.std(values, ddof=1)) if n > 1 else math.nan
     cv = std / mean if mean != 0.0 else math.nan
     p50, p90, p95, p99 = (float(x) for x in np.percentile(values, [50, 90, 95, 99]))
-    median_ci = bootstrap_ci(
-        values, np.median, confidence, n_boot, seed, min_n=min_samples_for_median_ci(confidence)
-    )
+    median_ci = bootstrap_ci(values, np.median, confidence, n_boot, seed, min_n=min_samples_for_median_ci(confidence))
     supported = {name: n >= PERCENTILE_MIN_SAMPLES[name] for name in TAIL_PERCENTILES}
-    return Summary(
-        n=n,
-        mean=mean,
-        std=std,
-        cv=cv,
-        min=float(values.min()),
-        max=float(values.max()),
-        p50=p50,
-        p90=p90,
-        p95=p95,
-        p99=p99,
-        p50_ci_low=median_ci.low,
-        p50_ci_high=median_ci.high,
-        unit=unit,
-        confidence=confidence,
-        supported=supported,
-    )
+    return Summary(n=n, mean=mean, std=std, cv=cv, min=float(values.min()), max=float(values.max()),
+                   p50=p50, p90=p90, p95=p95, p99=p99, p50_ci_low=median_ci.low, p50_ci_high=median_ci.high,
+                   unit=unit, confidence=confidence, supported=supported)
 
 
 # --------------------------------------------------------------------------
@@ -453,10 +398,7 @@ def format_interval(estimate: float, low: float, high: float, confidence: float)
     """``"95% CI 99.6 to 100.2"``: bounds get as many decimals as the estimate."""
     reference = estimate if estimate != 0.0 else max(abs(low), abs(high))
     decimals = _decimals(reference, 3)
-    return (
-        f"{confidence * 100:g}% CI {format_value(low, decimals=decimals)} "
-        f"to {format_value(high, decimals=decimals)}"
-    )
+    return f"{confidence * 100:g}% CI {format_value(low, decimals=decimals)} to {format_value(high, decimals=decimals)}"
 
 
 def format_percentile(summary: Summary, name: str) -> str:
@@ -467,9 +409,7 @@ def format_percentile(summary: Summary, name: str) -> str:
     shown so the flag is never dropped.
     """
     if name not in _ALL_PERCENTILES:
-        raise MeasurementError(
-            f"unknown percentile {name!r}; expected one of {', '.join(_ALL_PERCENTILES)}"
-        )
+        raise MeasurementError(f"unknown percentile {name!r}; expected one of {', '.join(_ALL_PERCENTILES)}")
     text = f"{format_value(getattr(summary, name))} {summary.unit}"
     if not summary.supported.get(name, True):
         text += f" (unsupported: n={summary.n} < {PERCENTILE_MIN_SAMPLES[name]})"
@@ -482,9 +422,7 @@ def format_summary(summary: Summary, name: str = "") -> str:
         level = f"{summary.confidence * 100:g}% CI"
         median_ci = f"{level} n/a: n={summary.n} < {min_samples_for_median_ci(summary.confidence)}"
     else:
-        median_ci = format_interval(
-            summary.p50, summary.p50_ci_low, summary.p50_ci_high, summary.confidence
-        )
+        median_ci = format_interval(summary.p50, summary.p50_ci_low, summary.p50_ci_high, summary.confidence)
     parts = [f"n={summary.n}", f"p50 {format_percentile(summary, 'p50')} ({median_ci})"]
     parts += [f"{key} {format_percentile(summary, key)}" for key in TAIL_PERCENTILES]
     line = ", ".join(parts)
@@ -504,11 +442,8 @@ def summaries_frame(summaries: Mapping[str, Summary]) -> pd.DataFrame:
         for key in TAIL_PERCENTILES:
             row[f"{key}_unsupported"] = not supported.get(key, False)
         rows[name] = row
-    columns = [
-        "n", "unit", "mean", "std", "cv", "min", "max",
-        "p50", "p50_ci_low", "p50_ci_high", "confidence",
-        "p90", "p95", "p99", "p90_unsupported", "p95_unsupported", "p99_unsupported",
-    ]
+    columns = ["n", "unit", "mean", "std", "cv", "min", "max", "p50", "p50_ci_low", "p50_ci_high", "confidence",
+               "p90", "p95", "p99", "p90_unsupported", "p95_unsupported", "p99_unsupported"]
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
     frame.index.name = "name"
     return frame
@@ -540,12 +475,9 @@ class Comparison:
     confidence: float
 
     def format(self) -> str:
-        return (
-            f"{self.verdict}: ratio {format_value(self.ratio)} "
-            f"({format_interval(self.ratio, self.ci_low, self.ci_high, self.confidence)}), "
-            f"Mann-Whitney p={self.p_value:.3g}, "
-            f"n={self.n_baseline} vs {self.n_candidate}"
-        )
+        interval = format_interval(self.ratio, self.ci_low, self.ci_high, self.confidence)
+        return (f"{self.verdict}: ratio {format_value(self.ratio)} ({interval}), "
+                f"Mann-Whitney p={self.p_value:.3g}, n={self.n_baseline} vs {self.n_candidate}")
 
 
 def _verdict(ci_low: float, ci_high: float) -> str:
@@ -558,13 +490,7 @@ def _verdict(ci_low: float, ci_high: float) -> str:
     return "no significant difference"
 
 
-def compare(
-    baseline,
-    candidate,
-    confidence: float = 0.95,
-    n_boot: int = 5000,
-    seed: int | None = 0,
-) -> Comparison:
+def compare(baseline, candidate, confidence: float = 0.95, n_boot: int = 5000, seed: int | None = 0) -> Comparison:
     """Compare two independent sets of durations by the ratio of their medians.
 
     Each group is resampled independently; the CI is the percentile interval
@@ -574,9 +500,7 @@ def compare(
     candidate = _as_samples(candidate, "candidate")
     for name, values in (("baseline", baseline), ("candidate", candidate)):
         if np.any(values <= 0.0):
-            raise MeasurementError(
-                f"{name} has values <= 0; a ratio of medians needs positive durations"
-            )
+            raise MeasurementError(f"{name} has values <= 0; a ratio of medians needs positive durations")
     confidence = _check_confidence(confidence)
     n_boot = _check_n_boot(n_boot)
     baseline_median = float(np.median(baseline))
@@ -591,15 +515,6 @@ def compare(
         boot_baseline = _bootstrap_statistics(baseline, np.median, n_boot, rng)
         boot_candidate = _bootstrap_statistics(candidate, np.median, n_boot, rng)
         ci_low, ci_high = _percentile_interval(boot_candidate / boot_baseline, confidence)
-    return Comparison(
-        ratio=ratio,
-        ci_low=ci_low,
-        ci_high=ci_high,
-        p_value=p_value,
-        verdict=_verdict(ci_low, ci_high),
-        n_baseline=baseline.size,
-        n_candidate=candidate.size,
-        baseline_median=baseline_median,
-        candidate_median=candidate_median,
-        confidence=confidence,
-    )
+    return Comparison(ratio=ratio, ci_low=ci_low, ci_high=ci_high, p_value=p_value,
+                      verdict=_verdict(ci_low, ci_high), n_baseline=baseline.size, n_candidate=candidate.size,
+                      baseline_median=baseline_median, candidate_median=candidate_median, confidence=confidence)

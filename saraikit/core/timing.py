@@ -1,4 +1,4 @@
-"""Measure a callable, and track load time, first inference and memory.
+"""Measure a callable: a warmed-up timing loop, and one-shot timings (load time, first inference).
 
 The measuring loop follows optimum-benchmark and pyperf: warm up, then keep
 calling until *both* a minimum iteration count and a minimum duration are met
@@ -8,30 +8,30 @@ Decisions:
 - The timer is ``time.perf_counter_ns`` read immediately around the call;
   appending to a preallocated Python list is the only other work per
   iteration, so the harness adds well under a microsecond (see
-  ``saraikit.bench.harness_overhead`` for the measured ratio).
+  ``saraikit.experiments.bench.harness_overhead`` for the measured ratio).
 - Samples are kept in milliseconds as floats: every later figure (percentiles,
   bootstrap intervals, comparisons) needs the raw values, not just a mean.
-- Peak memory is ``ru_maxrss`` of the process (the true peak since the process
-  started; meaningful in an isolated trial process), plus current RSS, USS and
-  PSS from psutil where the OS provides them.
+- A plan read from a dict goes through the one strict config loader
+  (``saraikit.core.config``): an unknown key is an error, never ignored.
+  Memory is measured by ``saraikit.core.memory``.
 """
 
 from __future__ import annotations
 
-import resource
-import sys
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
 
-import psutil
-
-from saraikit.core.errors import MeasurementError
+from saraikit.core.config import StrictConfig
+from saraikit.core.errors import MeasurementError, SaraikitError
 
 
 @dataclass
-class TimingPlan:
+class TimingPlan(StrictConfig):
     """How long to measure: warmups, then min iterations AND min duration."""
+
+    CONFIG_ERROR: ClassVar[type[SaraikitError]] = MeasurementError
+    CONFIG_LABEL: ClassVar[str] = "timing plan"
 
     warmup: int = 3
     min_iterations: int = 10
@@ -56,17 +56,6 @@ class TimingPlan:
             problems.append(f"max_duration_s must be > 0, got {self.max_duration_s!r}")
         if problems:
             raise MeasurementError("bad timing plan: " + "; ".join(problems))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TimingPlan":
-        valid = set(cls.__dataclass_fields__)
-        unknown = set(values) - valid
-        if unknown:
-            raise MeasurementError(f"unknown timing plan keys {sorted(unknown)}; valid keys: {sorted(valid)}")
-        return cls(**values)
 
 
 @dataclass
@@ -129,35 +118,3 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     t0 = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - t0
-
-
-@dataclass
-class MemorySnapshot:
-    rss_bytes: int
-    peak_rss_bytes: int
-    uss_bytes: int | None = None
-    pss_bytes: int | None = None
-    extra: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def peak_rss_bytes() -> int:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
-
-
-def memory_snapshot() -> MemorySnapshot:
-    """Current RSS, USS, PSS (where available) and the process's peak RSS so far."""
-    proc = psutil.Process()
-    rss = proc.memory_info().rss
-    uss = pss = None
-    try:
-        full = proc.memory_full_info()
-        uss = getattr(full, "uss", None)
-        pss = getattr(full, "pss", None)
-    except (psutil.AccessDenied, AttributeError):
-        pass
-    # ru_maxrss is sampled by the kernel at its own moments; never report a peak below what we see now.
-    return MemorySnapshot(rss_bytes=rss, peak_rss_bytes=max(rss, peak_rss_bytes()), uss_bytes=uss, pss_bytes=pss)

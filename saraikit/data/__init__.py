@@ -3,5 +3,5 @@
 Audio reading and resampling, datasets from Debian speech packages and user
 manifests, noise mixing, text normalization, sentence cutting, prompts.
 
-May import: saraikit.core.
+Modules here may import: saraikit.core.
 """

@@ -1,8 +1,8 @@
 """engines: how a model is loaded and run.
 
-Session configs for ONNX Runtime, llama.cpp and CTranslate2; the pipeline
-stages (VAD, STT, LLM, TTS), the Whisper encoder exported to ONNX, and the
-end-to-end pipeline worker.
+Configs, builders and read-back for ONNX Runtime (ort), llama.cpp (llama) and
+CTranslate2 (ct2); the pipeline stages (VAD, STT, LLM, TTS), the Whisper
+encoder exported to ONNX, and the end-to-end pipeline worker.
 
-May import: saraikit.core, saraikit.data, saraikit.models.
+Modules here may import: saraikit.core, saraikit.data, saraikit.models.
 """

@@ -45,12 +45,12 @@ from typing import Any
 
 import numpy as np
 
-from saraikit.experiments import llm as llm_protocol
-from saraikit.data.audio import Audio
 from saraikit.core.errors import ConfigError, SaraikitError
+from saraikit.core.memory import mapped_file, memory_snapshot
+from saraikit.data.audio import Audio
+from saraikit.data.prompts import few_shot_prompt
 from saraikit.data.sentences import SentenceCutter
 from saraikit.engines.stages import Stage, as_16k_samples, build_stage, ensure_16k, silence_reason
-from saraikit.core.timing import memory_snapshot
 
 SPANISH_TTS = {"model": "espeak-ng", "engine": "espeak-ng", "language": "es"}
 THREAD_KEYS = ("ort_threads", "ct2_threads", "llama_threads")
@@ -103,7 +103,7 @@ class LoadedStack:
         gguf = None
         llm_stage = self.stages.get("llm")
         if llm_stage is not None and hasattr(llm_stage, "model_path"):
-            mapped = llm_protocol.mapped_file(llm_stage.model_path)
+            mapped = mapped_file(llm_stage.model_path)
             gguf = None if mapped is None else mapped.__dict__
         return {**snap, "gguf_mapping": gguf}
 
@@ -141,7 +141,7 @@ class LoadedStack:
         row["transcript"] = transcript
         if not transcript:
             return {**row, "status": "empty transcript", "reason": getattr(stt.value, "reason", "") or "STT returned no text"}
-        prompt = llm_protocol.few_shot_prompt(transcript, "es" if language.startswith("es") else "en")
+        prompt = few_shot_prompt(transcript, "es" if language.startswith("es") else "en")
         answer, timeline, audio = self._answer(prompt, language, t0)
         row.update(timeline)
         row["answer"] = answer

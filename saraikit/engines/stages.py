@@ -72,14 +72,9 @@ from scipy.signal import resample_poly
 from saraikit.data.audio import SILENCE_DBFS, Audio
 from saraikit.core.errors import ConfigError, DataError, MeasurementError, ModelError
 from saraikit.data.sentences import split_sentences
-from saraikit.engines.sessions import (
-    Ct2WhisperConfig,
-    LlamaConfig,
-    OrtConfig,
-    build_faster_whisper,
-    build_llama,
-    build_ort_session,
-)
+from saraikit.engines.ct2 import Ct2WhisperConfig, build_faster_whisper
+from saraikit.engines.llama import LlamaConfig, build_llama
+from saraikit.engines.ort import OrtConfig, build_ort_session
 from saraikit.core.timing import timed
 
 STT_SAMPLE_RATE = 16000

@@ -520,7 +520,7 @@ def compare_with_ct2(ct2_dir: str | Path, onnx_path: str | Path, features: np.nd
     """
     import ctranslate2
 
-    from saraikit.engines.sessions import build_ort_session
+    from saraikit.engines.ort import build_ort_session
 
     spec = encoder_spec(ct2_dir)
     batch = _as_batch(features, spec.n_mels)
@@ -577,7 +577,8 @@ class OnnxEncoderWhisper:
     def __init__(self, ct2_dir: str | Path, onnx_path: str | Path, ort_config=None, ct2_config=None) -> None:
         import tokenizers
 
-        from saraikit.engines.sessions import build_ct2_whisper, build_ort_session
+        from saraikit.engines.ct2 import build_ct2_whisper
+        from saraikit.engines.ort import build_ort_session
 
         self.ct2_dir, self.onnx_path = Path(ct2_dir), Path(onnx_path)
         self.spec = encoder_spec(self.ct2_dir)  # checks the folder holds a Whisper model.bin

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from saraikit.core import stats
-from saraikit.engines.sessions import OrtConfig, build_ort_session, make_runner
+from saraikit.engines.ort import OrtConfig, build_ort_session, make_runner
 from saraikit.core.store import Figure, ResultsStore, Trial
 from saraikit.experiments.synthetic import synthetic_inputs
-from saraikit.core.timing import TimingPlan, measure, memory_snapshot, timed
+from saraikit.core.memory import memory_snapshot
+from saraikit.core.timing import TimingPlan, measure, timed
 from saraikit.core.trials import run_isolated
 
 

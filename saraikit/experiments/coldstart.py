@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from saraikit.engines.sessions import OrtConfig, build_ort_session, make_runner
+from saraikit.engines.ort import OrtConfig, build_ort_session, make_runner
 from saraikit.experiments.synthetic import synthetic_inputs
 from saraikit.core.timing import timed
 from saraikit.core.trials import run_isolated

@@ -51,7 +51,7 @@ import yaml
 
 from saraikit.core import stats
 from saraikit.core.errors import ConfigError
-from saraikit.engines.sessions import OrtConfig
+from saraikit.engines.ort import OrtConfig
 
 MeasureFn = Callable[[dict, dict], list]
 

@@ -36,7 +36,7 @@ The procedure:
   switched to zero padding.  Only the first and last of the 900 frames
   differ between the two.
 - The two ONNX sessions are built once per :class:`Dnsmos` (``saraikit.
-  sessions.build_ort_session``, CPU only).  Results are deterministic: the
+  engines.ort.build_ort_session``, CPU only).  Results are deterministic: the
   same clip gives the same numbers.
 """
 
@@ -51,7 +51,7 @@ from scipy.signal import get_window
 
 from saraikit.data.audio import Audio, read_audio
 from saraikit.core.errors import DataError
-from saraikit.engines.sessions import OrtConfig, build_ort_session
+from saraikit.engines.ort import OrtConfig, build_ort_session
 from saraikit.models.catalog import model_path
 from saraikit.core.stats import bootstrap_ci
 from saraikit.core.store import Figure

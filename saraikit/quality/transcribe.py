@@ -33,7 +33,8 @@ import numpy as np
 
 from saraikit.core import paths
 from saraikit.core.errors import ConfigError
-from saraikit.engines.sessions import Ct2WhisperConfig, OrtConfig, build_faster_whisper
+from saraikit.engines.ct2 import Ct2WhisperConfig, build_faster_whisper
+from saraikit.engines.ort import OrtConfig
 from saraikit.engines.whisper_onnx import OnnxEncoderWhisper, default_export
 from saraikit.models import catalog
 

