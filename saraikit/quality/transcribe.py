@@ -34,7 +34,8 @@ import numpy as np
 from saraikit.core import paths
 from saraikit.core.errors import ConfigError
 from saraikit.engines.sessions import Ct2WhisperConfig, OrtConfig, build_faster_whisper
-from saraikit.engines.whisper_onnx import OnnxEncoderWhisper, default_export
+from saraikit.engines.whisper_export import default_export
+from saraikit.engines.whisper_onnx import OnnxEncoderWhisper
 from saraikit.models import catalog
 
 __all__ = [
