@@ -44,8 +44,9 @@ Decisions
   and a sidecar ``<model>-encoder.json``; the file name carries the model so
   the inventory (which lists every .onnx under models/) lists it under a
   distinct name. It re-exports only when the ONNX file or sidecar is missing
-  or older than ``model.bin``. Files are written to a temporary name in the
-  same folder, checked with ``onnx.checker``, then renamed.
+  or older than ``model.bin``. Files are written with ``core.io.atomic_path``
+  (a temporary name in the same folder, renamed when complete; the ONNX file
+  is checked with ``onnx.checker`` before the rename) and made world-readable.
 """
 
 from __future__ import annotations
@@ -54,7 +55,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -64,6 +64,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from saraikit.core import paths
 from saraikit.core.errors import ConfigError, ModelError
+from saraikit.core.io import atomic_path
 from saraikit.models import catalog
 from saraikit.models.ct2_file import float_weight, read_ct2_header, read_ct2_variables
 
@@ -287,18 +288,11 @@ def build_encoder_model(spec: EncoderSpec, weights: dict, opset: int = MIN_OPSET
     return model
 
 
-def _atomic_write(path: Path, write) -> None:
-    """``write(temp_path)`` into the destination folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+def _write_shared(path: Path, write) -> None:
+    """``write(temp_path)`` through ``core.io.atomic_path``, readable by everyone sharing the models folder."""
+    with atomic_path(path) as temp:
         os.chmod(temp, 0o644)  # mkstemp makes 0600; the models folder is shared
-        write(Path(temp))
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+        write(temp)
 
 
 def export_encoder(ct2_dir: str | Path, out_path: str | Path, opset: int = MIN_OPSET) -> Path:
@@ -316,7 +310,7 @@ def export_encoder(ct2_dir: str | Path, out_path: str | Path, opset: int = MIN_O
         except onnx.checker.ValidationError as error:
             raise ModelError(f"{out_path}: the built encoder graph is invalid: {error}") from error
 
-    _atomic_write(out_path, write)
+    _write_shared(out_path, write)
     return out_path
 
 
@@ -338,5 +332,5 @@ def default_export(model_name: str, models_dir: str | Path | None = None) -> Pat
     info = {"source_model": model_name, "source_sha256": catalog.sha256_file(model_bin),
             "d_model": spec.d_model, "layers": spec.layers, "heads": spec.heads, "n_mels": spec.n_mels,
             "opset": MIN_OPSET, "input": INPUT_NAME, "output": OUTPUT_NAME}
-    _atomic_write(sidecar, lambda temp: temp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8"))
+    _write_shared(sidecar, lambda temp: temp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8"))
     return out_path
