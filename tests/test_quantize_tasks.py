@@ -28,12 +28,12 @@ def test_wer_table_pairs_each_candidate_with_fp32():
 
 @pytest.mark.integration
 def test_task_metrics_run_on_real_speech(model_paths):
-    from saraikit.engines import whisper_onnx
+    from saraikit.engines import whisper_export
     from saraikit.experiments import realinputs
     from saraikit.engines.stages import FasterWhisperSTT
 
     clip = next(c for c in realinputs.speech_clips("en", "evaluation") if c.reference == "ten of clubs")
-    encoder = whisper_onnx.default_export("whisper-tiny.en")
+    encoder = whisper_export.default_export("whisper-tiny.en")
     text = encoder_transcripts(model_paths["whisper-tiny.en"], encoder, [clip])[0]
     assert "club" in text.lower()
     asr = FasterWhisperSTT(model_paths["whisper-tiny.en"], language="en")

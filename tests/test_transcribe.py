@@ -3,7 +3,7 @@ from quality_helpers import librivox_0880 as load_librivox_0880
 
 from saraikit.core import paths
 from saraikit.core.errors import ConfigError
-from saraikit.engines.whisper_onnx import default_export
+from saraikit.engines.whisper_export import default_export
 from saraikit.quality.stt_eval import score, transcribe_all
 from saraikit.quality.transcribe import (
     DECODING,

@@ -60,7 +60,8 @@ from saraikit.data import datasets
 from saraikit.data.audio import read_16k
 from saraikit.data.datasets import Clip
 from saraikit.engines.stages import PiperTTS
-from saraikit.engines.whisper_onnx import INPUT_NAME, WINDOW_FRAMES, feature_frames
+from saraikit.engines.whisper_export import INPUT_NAME
+from saraikit.engines.whisper_onnx import WINDOW_FRAMES, feature_frames
 from saraikit.experiments.quantize.variants import PIPER_DETERMINISTIC_SCALES
 from saraikit.models import catalog
 

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from saraikit.core.errors import ConfigError, ModelError
+from saraikit.models.inspect import inspect_onnx
 
 INPUT_KIND = "synthetic"
 """The label to store with every result measured on these inputs."""
@@ -84,8 +85,6 @@ def input_specs(source) -> list[InputSpec]:
         return [_spec_from_node_arg(arg) for arg in source.get_inputs()]
     details = getattr(source, "details", None)
     if details is None:
-        from saraikit.models.inspect import inspect_onnx
-
         details = inspect_onnx(Path(source)).details
     if "inputs" not in details:
         raise ModelError(f"{getattr(source, 'path', source)}: not an ONNX model, no input spec")

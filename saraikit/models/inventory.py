@@ -1,21 +1,31 @@
 """The inventory: every model in ``models/``, inspected, as tables for the 00 notebook.
 
-This module only arranges what :mod:`saraikit.models` (what is there) and
-:mod:`saraikit.inspect` (what it is) report. A model that cannot be inspected
-(a corrupt file a user dropped in) becomes a row with its error, not an
-exception that stops the notebook.
+This module only arranges what :mod:`saraikit.models.catalog` (what is there)
+and :mod:`saraikit.models.inspect` (what it is) report. A model that cannot be
+inspected (a corrupt file a user dropped in) becomes a row with its error, not
+an exception that stops the notebook. ``inventory_frame`` flattens the
+format-specific details of many models into one table with common columns.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import pandas as pd
 
 from saraikit.core import paths
-from saraikit.models import catalog, inspect
 from saraikit.core.errors import SaraikitError
+from saraikit.models import catalog, inspect
+from saraikit.models.compat import check_compatibility
+from saraikit.models.gguf_file import GGUF_UNQUANTIZED
+
+INVENTORY_COLUMNS = [
+    "name", "format", "bytes", "parameters", "quantized", "quant_type", "arch",
+    "producer", "n_inputs", "n_outputs", "opset", "hidden_size", "layers", "ctx",
+    "vocab_size", "sample_rate", "language", "path",
+]  # fmt: skip
 
 
 @dataclass
@@ -36,6 +46,55 @@ def inspect_all(models_dir: Path | None = None) -> dict[str, Inspected]:
     return inspected
 
 
+def inventory_frame(infos: Iterable[inspect.ModelInfo] | dict[str, inspect.ModelInfo]) -> pd.DataFrame:
+    """One row per model with the common fields flattened. A dict's keys
+    become the ``name`` column; otherwise the file or folder name does."""
+    items = infos.items() if isinstance(infos, dict) else ((i.name, i) for i in infos)
+    rows = [{"name": name, **_inventory_row(info)} for name, info in items]
+    return pd.DataFrame(rows, columns=INVENTORY_COLUMNS)
+
+
+def _inventory_row(info: inspect.ModelInfo) -> dict:
+    d = info.details
+    row = {"format": info.format, "bytes": info.bytes, "path": info.path, "parameters": d.get("parameters")}
+    if info.format == "onnx":
+        sidecar = d.get("sidecar") or {}
+        row.update(
+            quantized=d["quantized"],
+            quant_type=d["weight_dtype"],
+            producer=d["producer"],
+            n_inputs=len(d["inputs"]),
+            n_outputs=len(d["outputs"]),
+            opset=d["opsets"].get("ai.onnx"),
+            sample_rate=sidecar.get("sample_rate"),
+            language=sidecar.get("language"),
+        )
+    elif info.format == "gguf":
+        unquantized = d["quant_type"] in GGUF_UNQUANTIZED or d["dominant_tensor_type"] in GGUF_UNQUANTIZED
+        row.update(
+            quantized=not unquantized,
+            quant_type=d["quant_type"] or d["dominant_tensor_type"],
+            arch=d["architecture"],
+            hidden_size=d["embedding_length"],
+            layers=d["block_count"],
+            ctx=d["context_length"],
+            vocab_size=d["vocab_size"],
+        )
+    elif info.format == "ctranslate2":
+        row.update(
+            quantized=d["weight_dtype"] in ("int8", "int16"),
+            quant_type=d["weight_dtype"],
+            arch=d["model_type"],
+            hidden_size=d["d_model"],
+            layers=d["encoder_layers"] or d["decoder_layers"],
+            ctx=d["max_target_positions"],
+            vocab_size=d["vocabulary_size"],
+            sample_rate=d.get("sample_rate"),
+            language=d.get("language"),
+        )
+    return row
+
+
 def inventory_table(inspected: dict[str, Inspected]) -> pd.DataFrame:
     """One row per model: manifest fields and the common inspected facts."""
     rows = []
@@ -47,7 +106,7 @@ def inventory_table(inspected: dict[str, Inspected]) -> pd.DataFrame:
         if item.info is None:
             rows.append({**base, "error": item.error})
             continue
-        facts = inspect.inventory_frame([item.info]).iloc[0].to_dict()
+        facts = inventory_frame([item.info]).iloc[0].to_dict()
         facts = {k: v for k, v in facts.items() if k not in ("name", "format", "bytes", "path")}
         rows.append({**base, **facts, "error": ""})
     return _integers_as_int(pd.DataFrame(rows))
@@ -134,4 +193,4 @@ def ct2_table(inspected: dict[str, Inspected]) -> pd.DataFrame:
 def compatibility_table(stack: dict, inspected: dict[str, Inspected]) -> pd.DataFrame:
     """Stage-to-stage checks of a stack config; mismatches are rows with ok=False."""
     infos = {name: item.info for name, item in inspected.items() if item.info is not None}
-    return inspect.check_compatibility(stack, infos)
+    return check_compatibility(stack, infos)

@@ -35,7 +35,8 @@ from saraikit.core import paths
 from saraikit.core.errors import ConfigError
 from saraikit.engines.ct2 import Ct2WhisperConfig, build_faster_whisper
 from saraikit.engines.ort import OrtConfig
-from saraikit.engines.whisper_onnx import OnnxEncoderWhisper, default_export
+from saraikit.engines.whisper_export import default_export
+from saraikit.engines.whisper_onnx import OnnxEncoderWhisper
 from saraikit.models import catalog
 
 __all__ = [

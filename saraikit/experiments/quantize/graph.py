@@ -31,7 +31,8 @@ import onnx
 
 from saraikit.core.errors import ConfigError, ModelError
 from saraikit.experiments.quantize.variants import Variant
-from saraikit.models.inspect import inspect_model, is_quant_op
+from saraikit.models.inspect import inspect_model
+from saraikit.models.onnx_file import is_quant_op
 
 WEIGHTED_OP_TYPES = frozenset(
     {"MatMul", "Gemm", "Conv", "ConvTranspose", "Attention", "LSTM", "Gather", "GatherElements",

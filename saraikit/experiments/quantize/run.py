@@ -57,7 +57,8 @@ from saraikit.experiments.quantize.graph import (
 )
 from saraikit.experiments.quantize.staging import Staging, captured_logs, summarize_logs
 from saraikit.experiments.quantize.variants import HISTOGRAM_CALIBRATIONS, Variant
-from saraikit.models.inspect import inspect_model, is_quant_op
+from saraikit.models.inspect import inspect_model
+from saraikit.models.onnx_file import is_quant_op
 
 
 @dataclass
