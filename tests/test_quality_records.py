@@ -1,4 +1,6 @@
 import pytest
+
+from saraikit.core.store import Figure, Trial
 from quality_helpers import utterance
 
 from saraikit.quality.stt_eval import AccuracyRun, score, transcribe_all
@@ -27,6 +29,7 @@ def test_recommended_int8_reads_notebook_01_kpi_rows(tmp_store):
     run_id = tmp_store.start_run(target="t")
     for label in ("whisper-base-encoder", "whisper-base-encoder.dynamic-u8", "whisper-tiny.en-encoder.dynamic-s8",
                   "whisper-base-encoder.static-qdq-s8s8-minmax"):
-        kpi.record_kpi(tmp_store, run_id, "model_size_mb", 10.0, n=1, model_name=label)
+        source = tmp_store.record(run_id, Trial("quantization", {"model": label}, [Figure("model_size", 1e7, "bytes")]))
+        kpi.record_kpi(tmp_store, run_id, "model_size_mb", 10.0, n=1, model_name=label, source_trials=[source])
     assert recommended_int8(tmp_store, "t") == ["static-qdq-s8s8-minmax", "dynamic-u8"]
     assert recommended_int8(tmp_store, "other") == []
