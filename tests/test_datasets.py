@@ -291,7 +291,9 @@ def test_write_manifest_replaces_and_cleans_up_on_failure(small_dataset, tmp_pat
     def fail(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(datasets.os, "replace", fail)
+    from saraikit.core import io as atomic_io  # manifests are written through the one atomic write
+
+    monkeypatch.setattr(atomic_io.os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
         datasets.write_manifest(small_dataset, out)
     assert len(out.read_text().splitlines()) == 1  # the old manifest is intact

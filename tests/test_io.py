@@ -27,3 +27,10 @@ def test_a_failing_write_keeps_the_earlier_file_and_cleans_up(tmp_path):
             raise RuntimeError("crash mid-write")
     assert path.read_text() == "earlier"
     assert os.listdir(tmp_path) == ["a.txt"]
+
+
+def test_files_get_the_usual_permissions_not_mkstemps_private_ones(tmp_path):
+    path = atomic_write_text(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (path.stat().st_mode & 0o777) == 0o666 & ~mask

@@ -4,7 +4,9 @@
 to a temporary file in the destination's own folder (so the final rename stays
 on one filesystem and is atomic), is flushed and fsynced, then renamed over
 the destination with ``os.replace``. On any failure the temporary file is
-removed and an earlier file at the destination is left as it was.
+removed and an earlier file at the destination is left as it was. The file
+gets the permissions a plain ``open(path, "w")`` would give it (0666 less the
+umask), not ``mkstemp``'s private 0600.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(handle)
+    os.chmod(temporary, 0o666 & ~_umask())
     try:
         yield Path(temporary)
         with open(temporary, "rb") as written:
@@ -37,6 +40,12 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: str | Path, write: Callable, binary: bool = False) -> Path:

@@ -46,9 +46,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import re
-import tempfile
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,6 +56,7 @@ import soundfile as sf
 
 from saraikit.data.audio import SILENCE_DBFS, peak_dbfs, read_audio
 from saraikit.core.errors import DataError
+from saraikit.core.io import atomic_write_text
 
 ASTERISK_SOUNDS = Path("/usr/share/asterisk/sounds/es_MX_f_Allison")
 ASTERISK_TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-es/core-sounds-es.txt.gz")
@@ -417,17 +416,7 @@ def write_manifest(dataset: Dataset, path: str | Path) -> Path:
         )
         for clip in dataset.clips
     ]
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            handle.write("".join(line + "\n" for line in lines))
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 def filter(

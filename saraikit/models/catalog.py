@@ -39,6 +39,7 @@ from pathlib import Path
 
 from saraikit.core import paths
 from saraikit.core.errors import ModelError
+from saraikit.core.io import atomic_write_text
 
 MANIFEST_NAME = "manifest.json"
 HASHCACHE_NAME = ".hashcache.json"
@@ -255,17 +256,7 @@ class ManifestEntry:
 
 
 def _atomic_write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def read_manifest(models_dir: Path | None = None) -> dict[str, ManifestEntry]:

@@ -66,6 +66,7 @@ import numpy as np
 import pandas as pd
 
 from saraikit.core.errors import ConfigError, DataError
+from saraikit.core.io import atomic_write_text
 from saraikit.core.stats import bootstrap_ci
 
 __all__ = [
@@ -235,18 +236,6 @@ def _page(entries: list[tuple[str, str]]) -> str:
     return _PAGE.replace("__SAMPLES__", sections).replace("__SAMPLE_IDS__", sample_ids)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _key_csv(rows: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=KEY_COLUMNS, lineterminator="\n")
@@ -298,7 +287,7 @@ def build_kit(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _write_text_atomic(key_path, _key_csv(key_rows))
+    atomic_write_text(key_path, _key_csv(key_rows))
     systems = sorted({system for system, _, _ in checked})
     return Kit(out_dir, out_dir / "index.html", key_path, [sample_id for sample_id, _ in entries], systems)
 
@@ -436,7 +425,7 @@ class _KitHandler(SimpleHTTPRequestHandler):
         except (UnicodeDecodeError, DataError) as error:
             self._reply(400, str(error))
             return
-        _write_text_atomic(self.ratings_dir / name, text)
+        atomic_write_text(self.ratings_dir / name, text)
         self.received.append(self.ratings_dir / name)
         self._reply(200, f"saved {name}")
 
