@@ -634,7 +634,7 @@ def test_ct2_encoder_bench_returns_what_bench_figures_needs(model_paths):
 def test_task_metrics_run_on_real_speech(model_paths):
     from saraikit.engines import whisper_onnx
     from saraikit.experiments import realinputs
-    from saraikit.engines.stages import FasterWhisperSTT
+    from saraikit.engines.whisper import FasterWhisperSTT
 
     clip = next(c for c in realinputs.speech_clips("en", "evaluation") if c.reference == "ten of clubs")
     encoder = whisper_onnx.default_export("whisper-tiny.en")

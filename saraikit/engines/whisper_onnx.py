@@ -89,11 +89,11 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from saraikit.core.errors import ConfigError, DataError, ModelError
+from saraikit.data.audio import SAMPLE_RATE
 from saraikit.models.inspect import CT2_DTYPES, read_ct2_header
 
 INPUT_NAME = "mel"
 OUTPUT_NAME = "encoder_output"
-SAMPLE_RATE = 16000
 WINDOW_FRAMES = 3000  # 30 s of 10 ms hops: Whisper's fixed input length
 MAX_DECODE_LENGTH = 448  # the decoder's position-encoding rows
 LAYER_NORM_EPSILON = 1e-5

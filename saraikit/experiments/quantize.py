@@ -143,6 +143,9 @@ import numpy as np
 import pandas as pd
 
 from saraikit.core.errors import ConfigError, DataError, ModelError
+from saraikit.data.audio import ensure_16k
+from saraikit.engines.piper import PiperTTS
+from saraikit.engines.whisper import FasterWhisperSTT
 
 METHODS = ("dynamic", "static")
 QUANT_TYPES = ("QInt8", "QUInt8")
@@ -1162,7 +1165,6 @@ def ct2_transcripts(ct2_dir: str | Path, clips: Sequence, compute_type: str = "i
     Decoding options: :data:`FASTER_WHISPER_OPTIONS`."""
     from saraikit.experiments.realinputs import read_16k
     from saraikit.engines.sessions import Ct2WhisperConfig
-    from saraikit.engines.stages import FasterWhisperSTT
 
     texts = []
     for language in dict.fromkeys(clip.language for clip in clips):  # one stage per language, order kept below
@@ -1178,10 +1180,8 @@ def piper_round_trip(voice_path: str | Path, sentences: Sequence[str], stt,
                      config_path: str | Path | None = None) -> list[str]:
     """Speak each sentence with the Piper voice at ``voice_path`` (scales [0, 1, 0]) and transcribe it with ``stt``.
 
-    ``stt`` is a loaded 16 kHz STT stage (e.g. ``saraikit.stages.FasterWhisperSTT``); ``config_path`` is the
-    voice's ``.onnx.json`` (a variant has none of its own: pass the FP32 voice's)."""
-    from saraikit.engines.stages import PiperTTS, ensure_16k
-
+    ``stt`` is a loaded 16 kHz STT stage (e.g. ``saraikit.engines.whisper.FasterWhisperSTT``);
+    ``config_path`` is the voice's ``.onnx.json`` (a variant has none of its own: pass the FP32 voice's)."""
     noise_scale, length_scale, noise_w = PIPER_DETERMINISTIC_SCALES
     tts = PiperTTS(voice_path, config_path=config_path, noise_scale=noise_scale, length_scale=length_scale,
                    noise_w=noise_w)

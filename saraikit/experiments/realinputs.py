@@ -56,8 +56,9 @@ import numpy as np
 import soundfile as sf
 
 from saraikit.core.errors import ConfigError, DataError
+from saraikit.data.audio import SAMPLE_RATE
+from saraikit.engines.piper import PiperTTS
 
-SAMPLE_RATE = 16000
 SPLITS = ("calibration", "evaluation")
 MAX_CLIP_S = 30.0  # one Whisper window
 
@@ -203,7 +204,6 @@ def mel_features(clips: Sequence, n: int | None = None, n_mels: int = 80) -> lis
 
 def _voice(voice_path: str | Path, noise: bool):
     from saraikit.experiments.quantize import PIPER_DETERMINISTIC_SCALES
-    from saraikit.engines.stages import PiperTTS
 
     if noise:
         return PiperTTS(voice_path)

@@ -127,6 +127,7 @@ import pandas as pd
 import yaml
 
 from saraikit.core.errors import ConfigError, ModelError
+from saraikit.data.audio import SAMPLE_RATE
 
 # ---------------------------------------------------------------------------
 # ModelInfo and dispatch
@@ -618,7 +619,6 @@ CT2_DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
 CT2_SCALAR_FORMATS = {"int8": "b", "int16": "h", "int32": "i", "float32": "f"}
 WHISPER_CONFIG_KEYS = {"alignment_heads", "suppress_ids", "lang_ids"}
 WHISPER_MULTILINGUAL_VOCAB = 51865
-WHISPER_SAMPLE_RATE = 16000
 CT2_VOCABULARY_FILES = (
     "vocabulary.json",
     "vocabulary.txt",
@@ -789,7 +789,7 @@ def _whisper_facts(folder: Path, config: dict, details: dict) -> dict:
         "languages": len(config.get("lang_ids", [])) if multilingual else 1,
         "language": "multilingual" if multilingual else "en",
         "n_mels": preprocessor.get("feature_size", details["input_channels"]),
-        "sample_rate": preprocessor.get("sampling_rate", WHISPER_SAMPLE_RATE),
+        "sample_rate": preprocessor.get("sampling_rate", SAMPLE_RATE),
     }
 
 

@@ -49,9 +49,10 @@ import numpy as np
 import pandas as pd
 from scipy.signal import get_window
 
-from saraikit.data.audio import Audio, read_audio
+from saraikit.data.audio import SAMPLE_RATE, Audio, read_audio
 from saraikit.core.errors import DataError
 from saraikit.engines.sessions import OrtConfig, build_ort_session
+from saraikit.models.catalog import model_path
 from saraikit.core.stats import bootstrap_ci
 from saraikit.core.store import Figure
 
@@ -60,7 +61,6 @@ __all__ = [
 ]
 
 LABEL = "predicted MOS (DNSMOS)"
-SAMPLE_RATE = 16000
 WINDOW_SECONDS = 9.01
 WINDOW_SAMPLES = int(WINDOW_SECONDS * SAMPLE_RATE)  # 144160, the sig_bak_ovr input length
 MIN_SECONDS = 1.0
@@ -127,8 +127,6 @@ class Dnsmos:
 
     def __init__(self, sig_bak_ovr_path: str | Path | None = None, p808_path: str | Path | None = None,
                  ort: OrtConfig | None = None):
-        from saraikit.models.catalog import model_path
-
         self.sig_bak_ovr_path = Path(sig_bak_ovr_path or model_path(SIG_BAK_OVR_MODEL))
         self.p808_path = Path(p808_path or model_path(P808_MODEL))
         self._sig_bak_ovr = build_ort_session(self.sig_bak_ovr_path, ort)

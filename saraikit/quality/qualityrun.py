@@ -29,7 +29,7 @@ Decisions:
   (counted as ``runaway_utterances``), so WER at low SNR here can be worse
   than the pipeline's.
 - Audio is read once and resampled to 16 kHz (polyphase).  A clip is skipped,
-  not transcribed, when it is silent (``saraikit.stages.silence_reason``) or
+  not transcribed, when it is silent (``saraikit.data.audio.silence_reason``) or
   shorter than :data:`MIN_CLIP_S` (0.3 s: the shortest prompt in the sets, a
   lone "y", lasts 0.35 s).  These skips are listed with their reason beside
   the references :func:`saraikit.quality.wer_report` skips (empty, or
@@ -81,7 +81,9 @@ from saraikit.quality.mos import SCORE_KEYS, Dnsmos
 from saraikit.data.noise import PEAK_LIMIT, babble, mix_at_snr, white_noise
 from saraikit.core.progress import progress
 from saraikit.quality.wer import WerReport, paired_wer_difference, wer_report
-from saraikit.engines.stages import STT_SAMPLE_RATE, silence_reason
+from saraikit.data.audio import SAMPLE_RATE as STT_SAMPLE_RATE, silence_reason
+from saraikit.engines.espeak import EspeakTTS
+from saraikit.engines.piper import PiperTTS
 from saraikit.core.stats import bootstrap_ci
 from saraikit.core.store import Figure, ResultsStore, Trial
 
@@ -554,8 +556,6 @@ class Voice:
     model: str  # manifest name (piper) or espeak-ng voice name
 
     def build(self):
-        from saraikit.engines.stages import EspeakTTS, PiperTTS
-
         if self.engine == "piper":
             return PiperTTS(catalog.model_path(self.model), name=self.label)
         if self.engine == "espeak-ng":
