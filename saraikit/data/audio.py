@@ -1,4 +1,4 @@
-"""Reading and checking audio files.
+"""Reading, resampling and checking audio, and the 16 kHz input the speech models take.
 
 Decisions:
 
@@ -13,6 +13,9 @@ Decisions:
   numpy array is taken to be 16 kHz.
 - Levels are dBFS relative to a full-scale *peak* of 1.0, so a full-scale
   sine has an RMS of about -3 dBFS. Digital silence is ``-inf``.
+- :func:`silence_reason` calls audio speech-free only when that is certain
+  (empty, or peak below ``SILENCE_DBFS``); anything quieter-but-present is
+  left to the VAD.
 - ``check_audio`` reports problems as short strings and never raises: callers
   decide whether a problem drops a clip (the datasets drop only silent ones).
 """
