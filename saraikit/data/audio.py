@@ -14,8 +14,8 @@ Decisions:
 - Levels are dBFS relative to a full-scale *peak* of 1.0, so a full-scale
   sine has an RMS of about -3 dBFS. Digital silence is ``-inf``.
 - :func:`silence_reason` calls audio speech-free only when that is certain
-  (empty, or peak below ``SILENCE_DBFS``); anything quieter-but-present is
-  left to the VAD.
+  (empty, or peak below ``SILENCE_DBFS``); any other audio goes to the
+  models, and the VAD decides whether it holds speech.
 - ``check_audio`` reports problems as short strings and never raises: callers
   decide whether a problem drops a clip (the datasets drop only silent ones).
 """
