@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from saraikit.core.errors import ConfigError, SaraikitError
+from saraikit.models.catalog import resolve_model
 
 
 def _key_values(pairs: list[str], what: str) -> dict:
@@ -38,13 +39,8 @@ def _key_values(pairs: list[str], what: str) -> dict:
 
 
 def _resolve_model(name_or_path: str) -> tuple[Path, str, str | None]:
-    from saraikit.models import catalog
-
-    path = Path(name_or_path)
-    if path.exists():
-        return path, path.stem, catalog.sha256_file(path) if path.is_file() else None
-    entry = catalog.model_entry(name_or_path)
-    return catalog.paths.models_dir() / entry.path, entry.name, entry.sha256
+    model = resolve_model(name_or_path)
+    return model.path, model.name, model.sha256()
 
 
 def cmd_models(args) -> int:

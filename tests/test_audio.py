@@ -4,7 +4,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from saraikit.data.audio import Audio, check_audio, duration_s, peak_dbfs, read_16k, read_audio, rms_dbfs
+from saraikit.data.audio import (
+    Audio,
+    check_audio,
+    duration_s,
+    ensure_16k,
+    peak_dbfs,
+    read_16k,
+    read_audio,
+    rms_dbfs,
+    silence_reason,
+)
 from saraikit.core.errors import DataError
 
 
@@ -143,3 +153,29 @@ def test_headerless_raw_audio_is_read_as_16k_pcm16(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(DataError, match="empty"):
         read_16k(empty)
+
+
+def test_ensure_16k_resamples_and_keeps_pitch():
+    rate = 8000
+    t = np.arange(rate) / rate
+    tone = Audio((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
+    samples = ensure_16k(tone)
+    assert samples.dtype == np.float32 and len(samples) == 16000
+    spectrum = np.abs(np.fft.rfft(samples))
+    assert np.argmax(spectrum) * 16000 / len(samples) == pytest.approx(440, abs=2)
+    same = Audio(np.zeros(5, dtype=np.float32), 16000)
+    assert np.array_equal(ensure_16k(same), same.samples)
+
+
+def test_reading_at_16k_and_ensure_16k_resample_alike(tmp_path):
+    path = write_wav(tmp_path / "tone.wav", sine(0.5, 8000), 8000)
+    read_at_16k = read_audio(path, target_sr=16000)
+    assert read_at_16k.sample_rate == 16000
+    assert np.array_equal(read_at_16k.samples, ensure_16k(read_audio(path)))
+
+
+def test_silence_reason():
+    assert "empty" in silence_reason(np.zeros(0, dtype=np.float32))
+    assert "silent" in silence_reason(np.zeros(100, dtype=np.float32))
+    assert "silent" in silence_reason(np.full(100, 1e-4, dtype=np.float32))  # -80 dBFS
+    assert silence_reason(np.full(100, 0.1, dtype=np.float32)) is None

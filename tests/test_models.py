@@ -150,3 +150,19 @@ def test_provision_into_a_fresh_folder_and_verify(tmp_path):
     catalog.provision(tmp_path, only=["silero-vad"], verify=True, progress=statuses.__setitem__)
     assert statuses == {"silero-vad": "provisioned"}
     assert catalog.sha256_file(target) == entries["silero-vad"].sha256
+
+
+def test_resolve_model_takes_an_existing_path_as_is_and_anything_else_as_a_name(tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    onnx_file = models / "tiny-vad.onnx"
+    onnx_file.write_bytes(b"not really onnx")
+    by_path = catalog.resolve_model(str(onnx_file), models)
+    assert (by_path.path, by_path.name, by_path.entry) == (onnx_file, "tiny-vad", None)
+    assert by_path.sha256() == catalog.sha256_file(onnx_file)
+    assert catalog.resolve_model(tmp_path, models).sha256() is None  # a folder given by path
+    by_name = catalog.resolve_model("tiny-vad", models)
+    assert (by_name.path, by_name.name) == (onnx_file, "tiny-vad")
+    assert by_name.entry.source == "user" and by_name.sha256() == by_path.sha256()
+    with pytest.raises(ModelError, match="no model named 'missing'"):
+        catalog.resolve_model("missing", models)

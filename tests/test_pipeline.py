@@ -7,7 +7,7 @@ from saraikit.engines import pipeline
 from saraikit.models import stack
 from saraikit.data.audio import read_audio
 from saraikit.core.errors import ConfigError
-from saraikit.engines.stages import Stage
+from saraikit.engines.stage import Stage
 
 CLIP = "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav"
 ES_CLIP = "/usr/share/asterisk/sounds/es_MX_f_Allison/auth-thankyou.wav"

@@ -30,7 +30,7 @@ def test_wer_table_pairs_each_candidate_with_fp32():
 def test_task_metrics_run_on_real_speech(model_paths):
     from saraikit.engines import whisper_export
     from saraikit.experiments import realinputs
-    from saraikit.engines.stages import FasterWhisperSTT
+    from saraikit.engines.whisper import FasterWhisperSTT
 
     clip = next(c for c in realinputs.speech_clips("en", "evaluation") if c.reference == "ten of clubs")
     encoder = whisper_export.default_export("whisper-tiny.en")

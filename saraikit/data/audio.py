@@ -1,15 +1,23 @@
-"""Reading and checking audio files.
+"""Reading, resampling and checking audio, and the 16 kHz input the speech models take.
 
 Decisions:
 
 - Every clip becomes float32 mono in [-1, 1]: stereo is averaged, and values
   outside [-1, 1] (float WAVs, resampling overshoot) are clipped.
-- Resampling uses ``scipy.signal.resample_poly`` (polyphase with an
-  anti-aliasing filter); the output length is ``ceil(n * target_sr / sr)``.
+- One resampler, :func:`resample`: ``scipy.signal.resample_poly`` (polyphase
+  with an anti-aliasing filter); the output length is ``ceil(n * target_sr / sr)``.
+- Speech models here (Whisper, Silero VAD, DNSMOS) take 16 kHz mono float32:
+  :data:`SAMPLE_RATE` is that rate, defined once. :func:`as_16k_samples`
+  refuses an ``Audio`` at another rate with a DataError naming both rates, so
+  resampling stays the caller's visible choice (:func:`ensure_16k`); a bare
+  numpy array is taken to be 16 kHz.
 - Levels are dBFS relative to a full-scale *peak* of 1.0, so a full-scale
   sine has an RMS of about -3 dBFS. Digital silence is ``-inf``.
 - Headerless ``.raw`` files carry no format, so :func:`read_16k` reads them
   as 16 kHz 16-bit mono PCM (the only such files the project reads).
+- :func:`silence_reason` calls audio speech-free only when that is certain
+  (empty, or peak below ``SILENCE_DBFS``); any other audio goes to the
+  models, and the VAD decides whether it holds speech.
 - ``check_audio`` reports problems as short strings and never raises: callers
   decide whether a problem drops a clip (the datasets drop only silent ones).
 """
@@ -26,13 +34,13 @@ from scipy.signal import resample_poly
 
 from saraikit.core.errors import DataError
 
+SAMPLE_RATE = 16000  # Hz, the input rate of the speech models
 SILENCE_DBFS = -60.0
 MIN_SECONDS = 0.1
 # 16-bit PCM tops out at 32767/32768 on the positive side, so "full scale"
 # must be a little below 1.0 to catch clipping on both sides.
 FULL_SCALE = 0.999
 MAX_CLIPPED_FRACTION = 0.001
-SPEECH_SAMPLE_RATE = 16000  # what the speech models take; headerless .raw speech is stored at this rate
 
 
 @dataclass
@@ -57,10 +65,8 @@ def read_audio(path: str | Path, target_sr: int | None = None) -> Audio:
         raise DataError(f"{path}: empty audio (0 samples)")
 
     samples = frames.mean(axis=1)
-    if target_sr is not None and target_sr != sample_rate:
-        divisor = math.gcd(target_sr, sample_rate)
-        samples = resample_poly(samples, target_sr // divisor, sample_rate // divisor)
-        sample_rate = target_sr
+    if target_sr is not None:
+        samples, sample_rate = resample(samples, sample_rate, target_sr), target_sr
     samples = np.clip(samples, -1.0, 1.0).astype(np.float32)
     return Audio(samples=samples, sample_rate=int(sample_rate), path=path)
 
@@ -70,14 +76,47 @@ def read_16k(path: str | Path) -> np.ndarray:
     path = Path(path)
     if path.suffix == ".raw":
         try:
-            samples, _ = sf.read(path, format="RAW", samplerate=SPEECH_SAMPLE_RATE, channels=1, subtype="PCM_16",
+            samples, _ = sf.read(path, format="RAW", samplerate=SAMPLE_RATE, channels=1, subtype="PCM_16",
                                  dtype="float32")
         except (sf.SoundFileError, RuntimeError) as error:
             raise DataError(f"{path}: not readable as 16 kHz 16-bit PCM ({error})") from None
         if samples.size == 0:
             raise DataError(f"{path}: empty audio (0 samples)")
         return samples
-    return read_audio(path, target_sr=SPEECH_SAMPLE_RATE).samples
+    return read_audio(path, target_sr=SAMPLE_RATE).samples
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """``samples`` at ``to_rate`` (polyphase resampling), float32 clipped to [-1, 1]."""
+    if from_rate == to_rate:
+        return np.asarray(samples, dtype=np.float32)
+    divisor = math.gcd(to_rate, from_rate)
+    resampled = resample_poly(samples, to_rate // divisor, from_rate // divisor)
+    return np.clip(resampled, -1.0, 1.0).astype(np.float32)
+
+
+def ensure_16k(audio: Audio) -> np.ndarray:
+    """The samples of ``audio`` at 16 kHz, float32 mono."""
+    return resample(audio.samples, audio.sample_rate, SAMPLE_RATE)
+
+
+def as_16k_samples(x: Audio | np.ndarray, where: str) -> np.ndarray:
+    """1-D float32 samples from an Audio at 16 kHz or a float array (taken to be 16 kHz)."""
+    if isinstance(x, Audio):
+        if x.sample_rate != SAMPLE_RATE:
+            source = f" ({x.path})" if x.path else ""
+            raise DataError(
+                f"{where}: expected {SAMPLE_RATE} Hz audio, got {x.sample_rate} Hz{source}; "
+                "resample with saraikit.data.audio.ensure_16k(audio)"
+            )
+        x = x.samples
+    if not isinstance(x, np.ndarray):
+        raise DataError(f"{where}: expected an Audio or a numpy array of samples, got {type(x).__name__}")
+    if x.ndim != 1:
+        raise DataError(f"{where}: expected mono 1-D samples, got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise DataError(f"{where}: expected float samples in [-1, 1], got dtype {x.dtype}")
+    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def duration_s(audio: Audio) -> float:
@@ -86,6 +125,16 @@ def duration_s(audio: Audio) -> float:
 
 def _dbfs(level: float) -> float:
     return 20 * math.log10(level) if level > 0 else -math.inf
+
+
+def silence_reason(samples: np.ndarray) -> str | None:
+    """Why ``samples`` hold no speech for sure (empty or digitally silent), or None."""
+    if samples.size == 0:
+        return "empty audio (0 samples)"
+    peak = _dbfs(float(np.max(np.abs(samples))))
+    if peak < SILENCE_DBFS:
+        return f"silent audio (peak {peak:.1f} dBFS < {SILENCE_DBFS:g} dBFS)"
+    return None
 
 
 def rms_dbfs(audio: Audio) -> float:

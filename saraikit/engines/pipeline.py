@@ -45,12 +45,13 @@ from typing import Any
 
 import numpy as np
 
+from saraikit.data.audio import SAMPLE_RATE, Audio, as_16k_samples, ensure_16k, silence_reason
 from saraikit.core.errors import ConfigError, SaraikitError
 from saraikit.core.memory import mapped_file, memory_snapshot
-from saraikit.data.audio import Audio
 from saraikit.data.prompts import few_shot_prompt
 from saraikit.data.sentences import SentenceCutter
-from saraikit.engines.stages import Stage, as_16k_samples, build_stage, ensure_16k, silence_reason
+from saraikit.engines.build import build_stage
+from saraikit.engines.stage import Stage
 
 SPANISH_TTS = {"model": "espeak-ng", "engine": "espeak-ng", "language": "es"}
 THREAD_KEYS = ("ort_threads", "ct2_threads", "llama_threads")
@@ -338,7 +339,7 @@ class PipelineRunner:
                 samples = as_16k_samples(audio, "pipeline input")
         except SaraikitError as exc:
             return {**row, "status": "bad input", "reason": str(exc)}
-        row["input_s"] = len(samples) / 16000
+        row["input_s"] = len(samples) / SAMPLE_RATE
         message = {"samples": samples, "language": language, "keep_audio": keep_audio, "isolated": isolated}
         if fault:
             message["fault"] = fault

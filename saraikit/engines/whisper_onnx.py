@@ -39,11 +39,11 @@ from pathlib import Path
 import numpy as np
 
 from saraikit.core.errors import ConfigError, DataError, ModelError
+from saraikit.data.audio import SAMPLE_RATE
 from saraikit.engines.ct2 import build_ct2_whisper
 from saraikit.engines.ort import build_ort_session
 from saraikit.engines.whisper_export import INPUT_NAME, OUTPUT_NAME, encoder_spec
 
-SAMPLE_RATE = 16000
 WINDOW_FRAMES = 3000  # 30 s of 10 ms hops: Whisper's fixed input length
 MAX_DECODE_LENGTH = 448  # the decoder's position-encoding rows
 

@@ -57,15 +57,14 @@ import numpy as np
 
 from saraikit.core.errors import ConfigError, DataError
 from saraikit.data import datasets
-from saraikit.data.audio import read_16k
+from saraikit.data.audio import SAMPLE_RATE, read_16k
 from saraikit.data.datasets import Clip
-from saraikit.engines.stages import PiperTTS
+from saraikit.engines.piper import PiperTTS
 from saraikit.engines.whisper_export import INPUT_NAME
 from saraikit.engines.whisper_onnx import WINDOW_FRAMES, feature_frames
 from saraikit.experiments.quantize.variants import PIPER_DETERMINISTIC_SCALES
 from saraikit.models import catalog
 
-SAMPLE_RATE = 16000
 SPLITS = ("calibration", "evaluation")
 MAX_CLIP_S = 30.0  # one Whisper window
 

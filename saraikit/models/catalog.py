@@ -18,6 +18,10 @@ Decisions:
   mtime; sha256 when ``verify=True``) is left alone.
 - The sha256 of a CTranslate2 folder is the sha256 of its ``model.bin`` (the
   weights); configs and vocabularies are listed but not part of the identity.
+- A model is given by manifest name or by path (:func:`resolve_model`): a
+  path that exists is used as is, anything else must be a manifest name. The
+  sha256 of a model given by path is computed only when asked for: it costs a
+  full read, and building a stage does not need it.
 - Users add models by dropping any ``.onnx``, ``.gguf`` or CTranslate2 folder
   (a folder with ``model.bin`` and ``config.json``) under ``models/``; they are
   listed with ``source = "user"``, their role guessed from the name, and their
@@ -435,3 +439,28 @@ def model_entry(name: str, models_dir: Path | None = None) -> ManifestEntry:
             return entry
     model_path(name, models_dir)  # raises the readable error
     raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model given by manifest name or by path: where it is and what results are stored under."""
+
+    path: Path
+    name: str
+    entry: ManifestEntry | None = None  # None when given by path
+
+    def sha256(self) -> str | None:
+        """The manifest's sha256, or the file's own (hashed now); None for a folder given by path."""
+        if self.entry is not None:
+            return self.entry.sha256
+        return sha256_file(self.path) if self.path.is_file() else None
+
+
+def resolve_model(name_or_path: str | Path, models_dir: Path | None = None) -> ResolvedModel:
+    """A path that exists is used as is (named after its stem); anything else is a manifest name."""
+    path = Path(name_or_path)
+    if path.exists():
+        return ResolvedModel(path, path.stem)
+    root = models_dir or paths.models_dir()
+    entry = model_entry(str(name_or_path), root)
+    return ResolvedModel(root / entry.path, entry.name, entry)

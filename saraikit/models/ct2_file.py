@@ -48,6 +48,7 @@ from typing import Callable
 import numpy as np
 
 from saraikit.core.errors import ModelError
+from saraikit.data.audio import SAMPLE_RATE
 
 CT2_DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
 """CTranslate2 dtype ids, in the order of ``_dtype_to_type_id``."""
@@ -58,7 +59,7 @@ CT2_SETTING_DTYPES = ("int8", "int16", "int32", "float32")
 CT2_SETTING_MAX_BYTES = 8
 WHISPER_CONFIG_KEYS = {"alignment_heads", "suppress_ids", "lang_ids"}
 WHISPER_MULTILINGUAL_VOCAB = 51865
-WHISPER_SAMPLE_RATE = 16000
+WHISPER_SAMPLE_RATE = SAMPLE_RATE  # the Whisper family's fixed input rate
 CT2_VOCABULARY_FILES = (
     "vocabulary.json",
     "vocabulary.txt",

@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import get_window
 
-from saraikit.data.audio import Audio, read_audio
+from saraikit.data.audio import SAMPLE_RATE, Audio, read_audio
 from saraikit.core.errors import DataError
 from saraikit.engines.ort import OrtConfig, build_ort_session
 from saraikit.models.catalog import model_path
@@ -61,7 +61,6 @@ __all__ = [
 ]
 
 LABEL = "predicted MOS (DNSMOS)"
-SAMPLE_RATE = 16000
 WINDOW_SECONDS = 9.01
 WINDOW_SAMPLES = int(WINDOW_SECONDS * SAMPLE_RATE)  # 144160, the sig_bak_ovr input length
 MIN_SECONDS = 1.0

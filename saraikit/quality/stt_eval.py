@@ -6,7 +6,7 @@ The scoring rules (normalization, WER/CER, bootstrap CIs) live in
 Decisions:
 
 - Audio is read once and resampled to 16 kHz (polyphase).  A clip is skipped,
-  not transcribed, when it is silent (``saraikit.engines.stages.silence_reason``)
+  not transcribed, when it is silent (``saraikit.data.audio.silence_reason``)
   or shorter than :data:`MIN_CLIP_S` (the shortest real prompt, a lone "y",
   lasts 0.35 s).  These skips are listed with their reason beside the
   references :func:`saraikit.quality.wer.wer_report` skips (empty, or
@@ -37,7 +37,8 @@ from saraikit.core.progress import progress
 from saraikit.core.store import Figure
 from saraikit.data.audio import read_audio
 from saraikit.data.noise import babble, mix_at_snr, white_noise
-from saraikit.engines.stages import STT_SAMPLE_RATE, silence_reason
+from saraikit.data.audio import SAMPLE_RATE as STT_SAMPLE_RATE
+from saraikit.data.audio import silence_reason
 from saraikit.quality.files import write_wav
 from saraikit.quality.transcribe import SttSystem, Transcriber
 from saraikit.quality.wer import WerReport, paired_wer_difference, wer_report

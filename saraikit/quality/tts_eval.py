@@ -34,7 +34,9 @@ from saraikit.core.progress import progress
 from saraikit.core.stats import bootstrap_ci
 from saraikit.data.audio import read_audio
 from saraikit.data.noise import PEAK_LIMIT
-from saraikit.engines.stages import STT_SAMPLE_RATE, EspeakTTS, PiperTTS
+from saraikit.data.audio import SAMPLE_RATE as STT_SAMPLE_RATE
+from saraikit.engines.espeak import EspeakTTS
+from saraikit.engines.piper import PiperTTS
 from saraikit.models import catalog
 from saraikit.quality.files import write_wav
 from saraikit.quality.listening import build_kit, mos_table, read_ratings

@@ -1,0 +1,102 @@
+"""A (not yet loaded) stage from a stack's stage dict: which class, which engine config, which options.
+
+Decisions:
+
+- A stage dict names a ``model`` (manifest name or path, resolved by
+  :func:`saraikit.models.catalog.resolve_model`), an optional ``engine`` (the
+  first engine listed for the kind is the default) and ``settings``.
+- ``settings`` is split between the engine config (OrtConfig,
+  Ct2WhisperConfig, LlamaConfig) and the stage's own ``SETTINGS``; a key that
+  is neither is a ConfigError listing the valid ones, so a typo in a stack
+  file is caught before anything is loaded.
+- The stage is named after the stack's ``model`` entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from saraikit.core.errors import ConfigError
+from saraikit.engines.espeak import EspeakTTS
+from saraikit.engines.llm_stage import LlamaLLM
+from saraikit.engines.piper import PiperTTS
+from saraikit.engines.ct2 import Ct2WhisperConfig
+from saraikit.engines.llama import LlamaConfig
+from saraikit.engines.ort import OrtConfig
+from saraikit.engines.stage import Stage
+from saraikit.engines.vad import SileroVAD
+from saraikit.engines.whisper import FasterWhisperSTT
+from saraikit.models.catalog import resolve_model
+
+
+def _split_settings(settings: dict, config_cls, stage_cls, where: str) -> tuple[dict, dict]:
+    """Settings -> (engine config values, stage constructor options); unknown keys are a ConfigError."""
+    config_keys = {f.name for f in fields(config_cls)} if config_cls else set()
+    unknown = set(settings) - config_keys - set(stage_cls.SETTINGS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown setting(s) {sorted(unknown)}; valid: {sorted(config_keys | set(stage_cls.SETTINGS))}"
+        )
+    config = {k: v for k, v in settings.items() if k in config_keys}
+    options = {k: v for k, v in settings.items() if k in stage_cls.SETTINGS}
+    return config, options
+
+
+def _build_silero(spec, config, options):
+    return SileroVAD(resolve_model(spec["model"]).path, OrtConfig.from_dict(config), **options)
+
+
+def _build_whisper(spec, config, options):
+    if spec.get("language"):
+        options.setdefault("language", spec["language"])
+    return FasterWhisperSTT(resolve_model(spec["model"]).path, Ct2WhisperConfig.from_dict(config), **options)
+
+
+def _build_llama(spec, config, options):
+    return LlamaLLM(resolve_model(spec["model"]).path, LlamaConfig.from_dict(config), **options)
+
+
+def _build_piper(spec, config, options):
+    return PiperTTS(resolve_model(spec["model"]).path, OrtConfig.from_dict(config), **options)
+
+
+def _build_espeak(spec, config, options):
+    options.setdefault("voice", spec.get("language") or "en")
+    return EspeakTTS(**options)
+
+
+# kind -> engine -> (stage class, its engine config class or None, builder); the first engine is the default.
+BUILDERS: dict[str, dict[str, tuple]] = {
+    "vad": {"onnxruntime": (SileroVAD, OrtConfig, _build_silero)},
+    "stt": {"ctranslate2": (FasterWhisperSTT, Ct2WhisperConfig, _build_whisper)},
+    "llm": {"llama.cpp": (LlamaLLM, LlamaConfig, _build_llama)},
+    "tts": {
+        "onnxruntime": (PiperTTS, OrtConfig, _build_piper),
+        "piper": (PiperTTS, OrtConfig, _build_piper),
+        "espeak-ng": (EspeakTTS, None, _build_espeak),
+    },
+}
+
+
+def build_stage(kind: str, spec: dict, **extra) -> Stage:
+    """A (not yet loaded) stage from a stack's stage dict, e.g.
+    ``{"model": "whisper-base", "engine": "ctranslate2", "settings": {"compute_type": "int8"}}``.
+
+    ``settings`` may hold the engine config's keys (OrtConfig, Ct2WhisperConfig,
+    LlamaConfig) and the stage's own ``SETTINGS``; ``extra`` passes options a
+    YAML file cannot hold (e.g. ``prompt_builder``).
+    """
+    if kind not in BUILDERS:
+        raise ConfigError(f"unknown stage kind {kind!r}; valid kinds: {sorted(BUILDERS)}")
+    if not isinstance(spec, dict) or "model" not in spec:
+        raise ConfigError(f"{kind} stage: expected a mapping with a 'model', got {spec!r}")
+    engines = BUILDERS[kind]
+    engine = spec.get("engine") or next(iter(engines))
+    if engine not in engines:
+        raise ConfigError(f"{kind} stage: unknown engine {engine!r}; valid engines for {kind}: {sorted(engines)}")
+    settings = spec.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{kind} stage: settings must be a mapping, got {type(settings).__name__}")
+    stage_cls, config_cls, build = engines[engine]
+    config, options = _split_settings(settings, config_cls, stage_cls, f"{kind} stage ({engine})")
+    return build(spec, config, {"name": spec["model"], **options, **extra})
