@@ -5,7 +5,7 @@
     saraikit inventory
     saraikit hardware
     saraikit bench MODEL [--ort KEY=VALUE ...] [--dim NAME=INT ...] [--config FILE] [--warmup N]
-                         [--min-iterations N] [--min-duration S] [--inline] [--timeout S]
+                         [--min-iterations N] [--min-duration S] [--processes N] [--inline] [--timeout S]
     saraikit overhead MODEL [--dim NAME=INT ...]
     saraikit workbook [--target NAME] [--quick] [--only NOTEBOOK ...] [--params FILE]
     saraikit results [--experiment NAME] [--run RUN_ID]
@@ -44,7 +44,7 @@ def _resolve_model(name_or_path: str) -> tuple[Path, str, str | None]:
 
 
 def cmd_models(args) -> int:
-    from saraikit.models import catalog
+    from saraikit.models import catalog  # lazy: `saraikit --help` stays fast; a command imports only what it needs
 
     if args.action == "provision":
         catalog.provision(verify=args.verify, only=args.only,
@@ -61,7 +61,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_inventory(args) -> int:
-    from saraikit.models import catalog, inspect, inventory
+    from saraikit.models import catalog, inspect, inventory  # lazy: `saraikit --help` stays fast; a command imports only what it needs
 
     infos = [inspect.inspect_model(catalog.paths.models_dir() / e.path) for e in catalog.list_models()]
     print(inventory.inventory_frame(infos).to_string(index=False))
@@ -69,7 +69,7 @@ def cmd_inventory(args) -> int:
 
 
 def cmd_hardware(args) -> int:
-    from saraikit.core.hardware import fingerprint, target_slug
+    from saraikit.core.hardware import fingerprint, target_slug  # lazy: `saraikit --help` stays fast; a command imports only what it needs
 
     fp = fingerprint()
     print(f"target: {target_slug(args.target, fp)}")
@@ -79,9 +79,9 @@ def cmd_hardware(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from saraikit.core import stats
-    from saraikit.experiments import bench
-    from saraikit.core.store import ResultsStore
+    from saraikit.core import stats  # lazy: `saraikit --help` stays fast; a command imports only what it needs
+    from saraikit.core.store import ResultsStore  # lazy: `saraikit --help` stays fast; a command imports only what it needs
+    from saraikit.experiments import bench  # lazy: `saraikit --help` stays fast; a command imports only what it needs
 
     path, name, sha = _resolve_model(args.model)
     values = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
@@ -96,7 +96,7 @@ def cmd_bench(args) -> int:
     store = ResultsStore(args.db) if args.db else ResultsStore()
     run_id = store.start_run(target=args.target, notes="cli bench")
     outcome = bench.bench_onnx(spec, store=store, run_id=run_id, model_name=name, model_sha256=sha,
-                               isolated=not args.inline, timeout_s=args.timeout)
+                               isolated=not args.inline, timeout_s=args.timeout, processes=args.processes)
     if not outcome.ok:
         print(f"error: benchmark of {name} failed: {outcome.error}", file=sys.stderr)
         return 1
@@ -104,14 +104,15 @@ def cmd_bench(args) -> int:
     print(f"{name}  inputs: {spec.inputs_kind} {outcome.raw['input_shapes']}  ORT: {spec.config()['ort']}")
     print(f"load {outcome.raw['load_s']:.3f} s   first inference {outcome.raw['first_inference_ms']:.1f} ms")
     print(stats.format_summary(s, "latency"))
+    print(f"processes: {outcome.spread.format_processes()}; the P50 CI is a hierarchical bootstrap over them")
     print(f"peak RSS {outcome.raw['memory']['after']['peak_rss_bytes'] / 2**20:.0f} MiB   "
           f"stored as trial {outcome.trial_id} of run {run_id} in {store.path}")
     return 0
 
 
 def cmd_overhead(args) -> int:
-    from saraikit.experiments import bench
-    from saraikit.core.store import ResultsStore
+    from saraikit.experiments import bench  # lazy: `saraikit --help` stays fast; a command imports only what it needs
+    from saraikit.core.store import ResultsStore  # lazy: `saraikit --help` stays fast; a command imports only what it needs
 
     path, name, sha = _resolve_model(args.model)
     result = bench.harness_overhead(str(path), dims=_key_values(args.dim, "--dim"), rounds=args.rounds,
@@ -123,7 +124,7 @@ def cmd_overhead(args) -> int:
 
 
 def cmd_workbook(args) -> int:
-    from saraikit.report.workbook import run_workbook
+    from saraikit.report.workbook import run_workbook  # lazy: `saraikit --help` stays fast; a command imports only what it needs
 
     result = run_workbook(target=args.target, quick=args.quick, only=args.only, params_file=args.params)
     print(result.table())
@@ -131,7 +132,7 @@ def cmd_workbook(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from saraikit.core.store import ResultsStore
+    from saraikit.core.store import ResultsStore  # lazy: `saraikit --help` stays fast; a command imports only what it needs
 
     frame = ResultsStore().results(experiment=args.experiment, run_id=args.run)
     columns = ["run_id", "target", "experiment", "model_name", "metric", "value", "unit", "n", "provenance"]
@@ -140,16 +141,16 @@ def cmd_results(args) -> int:
 
 
 def cmd_index(args) -> int:
-    from saraikit.report.index_page import build_index
+    from saraikit.report.index_page import build_index  # lazy: `saraikit --help` stays fast; a command imports only what it needs
 
     print(build_index())
     return 0
 
 
 def cmd_kpis(args) -> int:
-    from saraikit.report import kpi
-    from saraikit.core.hardware import target_slug
-    from saraikit.core.store import ResultsStore
+    from saraikit.report import kpi  # lazy: `saraikit --help` stays fast; a command imports only what it needs
+    from saraikit.core.hardware import target_slug  # lazy: `saraikit --help` stays fast; a command imports only what it needs
+    from saraikit.core.store import ResultsStore  # lazy: `saraikit --help` stays fast; a command imports only what it needs
 
     table = kpi.ledger(ResultsStore(), target_slug(args.target))
     columns = ["kpi", "model", "dataset", "value", "unit", "ci_low", "ci_high", "n", "provenance", "verdict"]
@@ -182,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int)
     p.add_argument("--min-iterations", dest="min_iterations", type=int)
     p.add_argument("--min-duration", dest="min_duration_s", type=float)
-    p.add_argument("--inline", action="store_true", help="run in this process instead of a fresh one")
+    p.add_argument("--processes", type=int, help="fresh processes to spread the plan over "
+                   "(default 3; 1 with --inline): process-to-process drift enters the CI")
+    p.add_argument("--inline", action="store_true", help="run in this process instead of fresh ones")
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--target")
     p.add_argument("--db", help="results database (default outputs/results.sqlite)")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from saraikit.core import stats
+from saraikit.core import spread, stats
 from saraikit.experiments.bench import BenchOutcome
 from saraikit.experiments.compare import SideBySide, side_by_side, target_status
 from saraikit.experiments.bench import OnnxBench
@@ -58,5 +58,34 @@ def test_side_by_side_runs_two_real_sessions(tmp_path, tmp_store):
                        OnnxBench(str(big), plan=plan, dims={"batch": 64}), "small", "big",
                        target_ms=1000, store=tmp_store)
     assert sbs.comparison.verdict == "slower"  # 512x512 matmuls on 64 rows vs 8x8
-    assert sbs.verdict().startswith("Scenario A: small and big meet")
-    assert len(tmp_store.trials(experiment="compare")) == 2
+    assert isinstance(sbs.comparison, spread.PairedComparison) and sbs.comparison.rounds == (1, 2, 3)
+    assert sbs.verdict().startswith("Scenario A: small and big meet") and "paired over 3 rounds" in sbs.verdict()
+    trials = tmp_store.trials(experiment="compare")
+    assert sorted(trials["model_name"]) == ["big", "small"]  # one trial per model, all its processes
+    table = sbs.table().set_index("model")
+    assert table.loc["big", "processes"] == 3 and table.loc["small", "n"] == 40
+
+
+def outcome_in_rounds(median_ms: float, drift: list[float], seed: int = 0) -> BenchOutcome:
+    """An outcome of len(drift) processes; round r is scaled by drift[r-1] (shared with the other model)."""
+    rng = np.random.default_rng(seed)
+    processes = [spread.ProcessSamples(tuple(median_ms * f * rng.lognormal(0, 0.02, 30)), r)
+                 for r, f in enumerate(drift, start=1)]
+    samples = spread.flatten(processes)
+    raw = {"samples_ms": samples, "load_s": 0.1, "first_inference_ms": median_ms * 2,
+           "memory": {"after": {"peak_rss_bytes": 100 * 2**20}}}
+    summary = spread.summarize_processes(processes)
+    return BenchOutcome(True, stats.summarize(samples), raw, None, None, processes, summary)
+
+
+def test_side_by_side_pairs_rounds_so_shared_drift_is_not_a_difference():
+    drift = [1.0, 1.25, 0.9]
+    sbs = SideBySide("a", "b", outcome_in_rounds(300, drift), outcome_in_rounds(300, drift, seed=1), 240, 500)
+    assert sbs.comparison.verdict == "no significant difference"
+    assert "not significantly different" in sbs.verdict() and "paired over 3 rounds" in sbs.verdict()
+    assert bool(sbs.table().set_index("model").loc["a", "unstable"]) is True
+    faster = SideBySide("a", "b", outcome_in_rounds(300, drift), outcome_in_rounds(200, drift, seed=1), 240, 500)
+    assert faster.comparison.verdict == "faster" and faster.comparison.ratio == pytest.approx(2 / 3, rel=0.02)
+    single = SideBySide("a", "b", outcome_in_rounds(300, [1.0]), outcome_in_rounds(200, [1.0], seed=1), 240, 500)
+    assert single.comparison.verdict == "insufficient samples"  # one round: no spread between rounds to judge by
+    assert "too few rounds to compare b with a" in single.verdict()

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from saraikit.core import spread
 from saraikit.experiments import coldstart, grid
 from saraikit.core.errors import ConfigError
 from saraikit.core.hardware import target_slug
@@ -10,14 +11,20 @@ from saraikit.core.hardware import target_slug
 from helpers import tiny_matmul_model
 
 
-def synthetic_measure(medians: dict[int, float], calls: list, seed=0):
-    """Latencies ~ lognormal around a per-config median; the config is keyed by intra threads."""
+def synthetic_measure(medians: dict[int, float], calls: list, seed=0, round_drift: float = 0.0):
+    """One process per call: latencies ~ lognormal around a per-config median (keyed by intra threads).
+
+    ``round_drift`` scales every process of a round by the same lognormal factor, as a machine whose
+    speed wanders between rounds would.
+    """
     rng = np.random.default_rng(seed)
+    factors = {}
 
     def measure(config, plan):
         calls.append((dict(config), dict(plan)))
+        factor = factors.setdefault(plan["round"], float(rng.lognormal(0, round_drift)))
         n = plan.get("min_iterations", 10)
-        return list(medians[config["intra_op_num_threads"]] * rng.lognormal(0, 0.05, n))
+        return list(factor * medians[config["intra_op_num_threads"]] * rng.lognormal(0, 0.05, n))
 
     return measure
 
@@ -38,8 +45,13 @@ def test_exhaustive_finds_the_fastest_and_its_equivalents():
     medians = {1: 10.0, 2: 5.0, 3: 5.02, 4: 20.0}
     calls = []
     configs = [{"intra_op_num_threads": t} for t in medians]
-    result = grid.exhaustive(configs, synthetic_measure(medians, calls), {"min_iterations": 60})
-    assert len(calls) == 4 and result.trials_run == 4
+    # A calibrated 5% test calls 2 and 3 different in about 6% of seeds (seed 0 is one); seed 1 is typical.
+    result = grid.exhaustive(configs, synthetic_measure(medians, calls, seed=1), {"min_iterations": 60})
+    assert len(calls) == 4 * 3 and result.trials_run == 12  # 3 processes per configuration
+    # interleaved by rounds: 1 2 3 4, 1 2 3 4, 1 2 3 4; the plan is split over the processes
+    assert [(c["intra_op_num_threads"], p["round"]) for c, p in calls] == [(t, r) for r in (1, 2, 3) for t in medians]
+    assert all(p["min_iterations"] == 20 for _, p in calls)
+    assert all(c.rounds == 3 and len(c.samples) == 60 for c in result.candidates)
     assert result.best().config["intra_op_num_threads"] in (2, 3)
     equivalent = {c.config["intra_op_num_threads"] for c in result.equivalent_to_best()}
     assert equivalent == {2, 3}  # 0.4% apart with 5% noise: not distinguishable; 10 and 20 ms are
@@ -47,6 +59,22 @@ def test_exhaustive_finds_the_fastest_and_its_equivalents():
     assert list(table["rank"]) == [1, 2, 3, 4]
     assert table.iloc[-1]["intra_op_num_threads"] == 4 and table.iloc[-1]["vs_best"] == "slower"
     assert table.iloc[-1]["ratio_to_best"] == pytest.approx(4.0, rel=0.05)
+    assert (table["processes"] == 3).all() and not table["unstable"].any()
+
+
+def test_drift_shared_by_a_round_does_not_make_identical_configs_differ():
+    medians = {1: 5.0, 2: 5.0, 3: 6.0}
+    calls = []
+    configs = [{"intra_op_num_threads": t} for t in medians]
+    result = grid.exhaustive(configs, synthetic_measure(medians, calls, seed=3, round_drift=0.15),
+                             {"min_iterations": 300, "min_duration_s": 0.0}, processes=4)
+    table = result.table().set_index("intra_op_num_threads")
+    assert table["unstable"].all()  # every configuration's processes disagree by more than 10%...
+    equivalent = {c.config["intra_op_num_threads"] for c in result.equivalent_to_best()}
+    assert equivalent == {1, 2}  # ...yet pairing by round tells the identical two apart from the 20% slower one
+    assert table.loc[3, "vs_best"] == "slower" and table.loc[3, "ratio_to_best"] == pytest.approx(1.2, rel=0.02)
+    low, high = table.loc[1, "p50_ci_low"], table.loc[1, "p50_ci_high"]
+    assert high - low > 0.1 * 5.0  # the hierarchical CI carries the drift between processes
 
 
 def test_successive_halving_drops_slow_configs_early_and_keeps_the_best():
@@ -63,7 +91,17 @@ def test_successive_halving_drops_slow_configs_early_and_keeps_the_best():
     assert all(c[0]["intra_op_num_threads"] not in (5, 8) for c in later)  # the slowest never come back
     assert max(c[1]["min_iterations"] for c in calls) >= 20  # plans grow for survivors
     dropped = {c.config["intra_op_num_threads"]: c for c in result.candidates if c.dropped_in_round}
-    assert dropped[8].dropped_in_round == 1 and "slower" in dropped[8].drop_reason
+    # round 1 keeps the faster half by median and claims no significance from one process each
+    assert dropped[8].dropped_in_round == 1 and "best 50% by median" in dropped[8].drop_reason
+    assert "no significance claim" in dropped[8].drop_reason
+    # from round 2 the paired comparison with the leader drops what is clearly slower (10 ms vs 5 ms)
+    assert dropped[1].dropped_in_round == 2 and "significantly slower than the leader" in dropped[1].drop_reason
+    assert dropped[6].dropped_in_round == 2  # 7 ms: significantly slower, or outside the best half
+    by_round = {}
+    for config, plan in calls:
+        by_round.setdefault(plan["round"], []).append(config["intra_op_num_threads"])
+    assert all(len(threads) == len(set(threads)) for threads in by_round.values())  # one process each per round
+    assert sorted(by_round[2]) == [1, 2, 3, 6]  # the faster half of round 1, one more process each
 
 
 def test_keep_fraction_is_validated():
@@ -103,13 +141,18 @@ def test_best_config_file_is_merged(tmp_path):
                            kind="threads")
     assert grid.read_best_config(path, "thread_budget", kind="threads") == {"ort_threads": 1, "llama_threads": 2}
     assert grid.read_best_config(path, "a")["intra_op_num_threads"] == 2  # other entries survive
+    processes = [spread.ProcessSamples([5.0, 5.1, 5.2], 1), spread.ProcessSamples([6.0, 6.1, 6.2], 2)]
+    entry = grid.write_best_config(path, "c", {}, [], "run4", processes=processes)
+    assert entry["processes"] == 2 and entry["n"] == 6 and entry["unstable"] is True
+    assert entry["process_spread"] == pytest.approx(6.1 / 5.1, abs=1e-4)
+    assert entry["p50_ci_ms"][0] <= 5.2 and entry["p50_ci_ms"][1] >= 6.0  # hierarchical: spans both processes
 
 
 def test_a_killed_search_resumes_with_its_finished_trials(tmp_path, tmp_store, monkeypatch):
     model = tiny_matmul_model(tmp_path / "tiny.onnx")
     target = target_slug("unit")
     configs = grid.expand({"intra_op_num_threads": [1, 2], "graph_optimization_level": ["BASIC", "ALL"]})
-    plan = {"warmup": 1, "min_iterations": 10, "min_duration_s": 0.0}
+    plan = {"warmup": 1, "min_iterations": 10, "min_duration_s": 0.0}  # 5 + 5 over two processes
     run = tmp_store.start_run(target="unit")
     measure = grid.isolated_measure(str(model), tmp_store, run, "tiny", "sha", target, dims={"batch": 1})
     done = []
@@ -121,14 +164,15 @@ def test_a_killed_search_resumes_with_its_finished_trials(tmp_path, tmp_store, m
         return measure(config, plan_)
 
     with pytest.raises(KeyboardInterrupt):
-        grid.exhaustive(configs, dies_after_two, plan)
-    assert len(tmp_store.trials(experiment="grid_search")) == 2
+        grid.exhaustive(configs, dies_after_two, plan, processes=2)
+    assert len(tmp_store.trials(experiment="grid_search")) == 2  # round 1 of the first two configurations
     run2 = tmp_store.start_run(target="unit")
     resumed = grid.exhaustive(configs, grid.isolated_measure(str(model), tmp_store, run2, "tiny", "sha", target,
-                                                             dims={"batch": 1}), plan)
-    assert resumed.trials_reused == 2 and resumed.trials_run == 2
-    assert len(tmp_store.trials(experiment="grid_search")) == 4
-    assert all(len(c.samples) == 10 for c in resumed.candidates)
+                                                             dims={"batch": 1}), plan, processes=2)
+    assert resumed.trials_reused == 2 and resumed.trials_run == 6  # 4 configurations x 2 rounds
+    trials = tmp_store.trials(experiment="grid_search")
+    assert len(trials) == 8 and trials["config_key"].str.endswith((":round1", ":round2")).all()
+    assert all(len(c.samples) == 10 and [p.round for p in c.processes] == [1, 2] for c in resumed.candidates)
 
 
 def test_break_even_arithmetic():

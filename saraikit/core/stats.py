@@ -82,11 +82,11 @@ from scipy import stats as sps
 from saraikit.core.errors import MeasurementError
 
 __all__ = [
-    "DEFAULT_SUPPORT_CONFIDENCE", "MIN_BOOTSTRAP_RESAMPLES", "PERCENTILE_MIN_SAMPLES", "TAIL_PERCENTILES",
-    "Comparison", "ConfidenceInterval", "PairedDifference", "Summary", "bootstrap_ci", "compare",
-    "format_interval", "format_percentile", "format_summary", "format_value", "mean_ci",
-    "min_samples_for_median_ci", "min_samples_for_percentile", "paired_bootstrap_diff",
-    "percentile_supported", "summaries_frame", "summarize",
+    "BOOTSTRAP_CHUNK_VALUES", "DEFAULT_SUPPORT_CONFIDENCE", "MIN_BOOTSTRAP_RESAMPLES", "PERCENTILE_MIN_SAMPLES",
+    "TAIL_PERCENTILES", "Comparison", "ConfidenceInterval", "PairedDifference", "Summary", "as_samples", "bootstrap_ci",
+    "check_confidence", "check_n_boot", "compare", "format_interval", "format_percentile", "format_summary",
+    "format_value", "mean_ci", "min_samples_for_median_ci", "min_samples_for_percentile", "paired_bootstrap_diff",
+    "percentile_interval", "percentile_supported", "ratio_verdict", "summaries_frame", "summarize",
 ]
 
 DEFAULT_SUPPORT_CONFIDENCE = 0.99
@@ -100,15 +100,15 @@ TAIL_PERCENTILES: dict[str, float] = {"p90": 0.90, "p95": 0.95, "p99": 0.99}
 
 _ALL_PERCENTILES: dict[str, float] = {"p50": 0.50, **TAIL_PERCENTILES}
 
-# Bound the size of one chunk of resamples (values drawn at once).
-_BOOTSTRAP_CHUNK_VALUES = 2_000_000
+# Bound the size of one chunk of resamples (values drawn at once; saraikit.core.spread shares it).
+BOOTSTRAP_CHUNK_VALUES = 2_000_000
 
 
 # --------------------------------------------------------------------------
 # validation
 
 
-def _check_confidence(confidence: float, name: str = "confidence") -> float:
+def check_confidence(confidence: float, name: str = "confidence") -> float:
     if not isinstance(confidence, (int, float)) or isinstance(confidence, bool):
         raise MeasurementError(f"{name} must be a number in (0, 1), got {confidence!r}")
     if not 0.0 < confidence < 1.0:
@@ -116,7 +116,7 @@ def _check_confidence(confidence: float, name: str = "confidence") -> float:
     return float(confidence)
 
 
-def _check_n_boot(n_boot: int) -> int:
+def check_n_boot(n_boot: int) -> int:
     if not isinstance(n_boot, (int, np.integer)) or isinstance(n_boot, bool):
         raise MeasurementError(f"n_boot must be an integer, got {n_boot!r}")
     if n_boot < MIN_BOOTSTRAP_RESAMPLES:
@@ -133,7 +133,7 @@ def _check_fraction(p: float, name: str = "p") -> float:
     return float(p)
 
 
-def _as_samples(samples, name: str = "samples") -> np.ndarray:
+def as_samples(samples, name: str = "samples") -> np.ndarray:
     """Return ``samples`` as a 1-D float array, or raise MeasurementError."""
     try:
         values = np.asarray(samples, dtype=float)
@@ -167,7 +167,7 @@ def min_samples_for_percentile(p: float, confidence: float = DEFAULT_SUPPORT_CON
     (LoadGen: 1).  Defaults give 64 for P90, 130 for P95 and 662 for P99.
     """
     p = _check_fraction(p)
-    confidence = _check_confidence(confidence)
+    confidence = check_confidence(confidence)
     if not 0.0 <= tolerance < p:
         raise MeasurementError(f"tolerance must be in [0, p={p}), got {tolerance!r}")
     if not isinstance(tail_samples, (int, np.integer)) or tail_samples < 0:
@@ -205,7 +205,7 @@ def min_samples_for_median_ci(confidence: float = 0.95) -> int:
     distribution-free interval for the median reaches the confidence level.
     Gives 6 at 95 %, 8 at 99 %.
     """
-    confidence = _check_confidence(confidence)
+    confidence = check_confidence(confidence)
     return max(2, math.ceil(1.0 + math.log2(1.0 / (1.0 - confidence))))
 
 
@@ -236,7 +236,7 @@ def _bootstrap_statistics(values: np.ndarray, statistic: Callable[..., np.ndarra
     drawn in chunks so that memory stays bounded for large samples.
     """
     n = values.size
-    chunk = max(1, _BOOTSTRAP_CHUNK_VALUES // n)
+    chunk = max(1, BOOTSTRAP_CHUNK_VALUES // n)
     results = np.empty(n_boot)
     for start in range(0, n_boot, chunk):
         stop = min(n_boot, start + chunk)
@@ -245,7 +245,7 @@ def _bootstrap_statistics(values: np.ndarray, statistic: Callable[..., np.ndarra
     return results
 
 
-def _percentile_interval(boot: np.ndarray, confidence: float) -> tuple[float, float]:
+def percentile_interval(boot: np.ndarray, confidence: float) -> tuple[float, float]:
     alpha = 1.0 - confidence
     low, high = np.quantile(boot, [alpha / 2.0, 1.0 - alpha / 2.0])
     return float(low), float(high)
@@ -259,15 +259,15 @@ def bootstrap_ci(values, statistic: Callable[..., np.ndarray] = np.median, confi
     With fewer than ``min_n`` values the bounds are NaN: a bootstrap of one
     value has no spread to report.  ``seed=None`` gives a non-reproducible run.
     """
-    values = _as_samples(values, "values")
-    confidence = _check_confidence(confidence)
-    n_boot = _check_n_boot(n_boot)
+    values = as_samples(values, "values")
+    confidence = check_confidence(confidence)
+    n_boot = check_n_boot(n_boot)
     estimate = float(statistic(values))
     if values.size < max(min_n, 1):
         return ConfidenceInterval(estimate, math.nan, math.nan, confidence, values.size, n_boot)
     rng = np.random.default_rng(seed)
     boot = _bootstrap_statistics(values, statistic, n_boot, rng)
-    low, high = _percentile_interval(boot, confidence)
+    low, high = percentile_interval(boot, confidence)
     return ConfidenceInterval(estimate, low, high, confidence, values.size, n_boot)
 
 
@@ -307,8 +307,8 @@ def paired_bootstrap_diff(baseline, candidate, confidence: float = 0.95, n_boot:
     prompt) measured by both systems; items are resampled as pairs.  A
     positive ``diff`` means the candidate scores higher (for WER: worse).
     """
-    baseline = _as_samples(baseline, "baseline")
-    candidate = _as_samples(candidate, "candidate")
+    baseline = as_samples(baseline, "baseline")
+    candidate = as_samples(candidate, "candidate")
     if baseline.size != candidate.size:
         raise MeasurementError(f"paired samples need the same items: baseline has {baseline.size} values, "
                                f"candidate has {candidate.size}")
@@ -360,9 +360,9 @@ class Summary:
 
 def summarize(samples, unit: str = "ms", confidence: float = 0.95, n_boot: int = 2000, seed: int | None = 0) -> Summary:
     """Summarize ``samples``: mean, spread, percentiles, median CI and support flags."""
-    values = _as_samples(samples)
-    confidence = _check_confidence(confidence)
-    n_boot = _check_n_boot(n_boot)
+    values = as_samples(samples)
+    confidence = check_confidence(confidence)
+    n_boot = check_n_boot(n_boot)
     n = values.size
     mean = float(np.mean(values))
     std = float(np.std(values, ddof=1)) if n > 1 else math.nan
@@ -480,7 +480,7 @@ class Comparison:
                 f"Mann-Whitney p={self.p_value:.3g}, n={self.n_baseline} vs {self.n_candidate}")
 
 
-def _verdict(ci_low: float, ci_high: float) -> str:
+def ratio_verdict(ci_low: float, ci_high: float) -> str:
     if math.isnan(ci_low) or math.isnan(ci_high):
         return "insufficient samples"
     if ci_high < 1.0:
@@ -496,13 +496,13 @@ def compare(baseline, candidate, confidence: float = 0.95, n_boot: int = 5000, s
     Each group is resampled independently; the CI is the percentile interval
     of ``median(candidate*) / median(baseline*)``.
     """
-    baseline = _as_samples(baseline, "baseline")
-    candidate = _as_samples(candidate, "candidate")
+    baseline = as_samples(baseline, "baseline")
+    candidate = as_samples(candidate, "candidate")
     for name, values in (("baseline", baseline), ("candidate", candidate)):
         if np.any(values <= 0.0):
             raise MeasurementError(f"{name} has values <= 0; a ratio of medians needs positive durations")
-    confidence = _check_confidence(confidence)
-    n_boot = _check_n_boot(n_boot)
+    confidence = check_confidence(confidence)
+    n_boot = check_n_boot(n_boot)
     baseline_median = float(np.median(baseline))
     candidate_median = float(np.median(candidate))
     ratio = candidate_median / baseline_median
@@ -514,7 +514,7 @@ def compare(baseline, candidate, confidence: float = 0.95, n_boot: int = 5000, s
         rng = np.random.default_rng(seed)
         boot_baseline = _bootstrap_statistics(baseline, np.median, n_boot, rng)
         boot_candidate = _bootstrap_statistics(candidate, np.median, n_boot, rng)
-        ci_low, ci_high = _percentile_interval(boot_candidate / boot_baseline, confidence)
+        ci_low, ci_high = percentile_interval(boot_candidate / boot_baseline, confidence)
     return Comparison(ratio=ratio, ci_low=ci_low, ci_high=ci_high, p_value=p_value,
-                      verdict=_verdict(ci_low, ci_high), n_baseline=baseline.size, n_candidate=candidate.size,
+                      verdict=ratio_verdict(ci_low, ci_high), n_baseline=baseline.size, n_candidate=candidate.size,
                       baseline_median=baseline_median, candidate_median=candidate_median, confidence=confidence)

@@ -12,7 +12,14 @@ P50 alone:
 Here the same rules are applied to the *confidence interval* of each P50:
 "meets" means the whole CI is below the target, "misses" means the whole CI
 is above it, otherwise the verdict is "borderline" and says so; and "better"
-needs the bootstrap CI of the ratio of medians to exclude 1.
+needs the CI of the ratio to exclude 1.
+
+Both models are measured interleaved over ``processes`` rounds (A, B, A, B,
+... each in a fresh process, :func:`saraikit.experiments.bench.bench_interleaved`),
+so each P50 CI is the hierarchical one over processes, and B is compared with
+A paired by round (:func:`saraikit.core.spread.compare_paired`): a difference
+must stand out from the process-to-process drift, not only from the noise
+inside one process.
 """
 
 from __future__ import annotations
@@ -21,8 +28,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from saraikit.core import stats
-from saraikit.experiments.bench import BenchOutcome, OnnxBench, bench_onnx
+from saraikit.core import spread, stats
+from saraikit.experiments.bench import DEFAULT_PROCESSES, BenchOutcome, OnnxBench, bench_interleaved, spread_columns
 
 
 def target_status(summary: stats.Summary, target_ms: float) -> str:
@@ -43,8 +50,15 @@ class SideBySide:
     ceiling_ms: float
 
     @property
-    def comparison(self) -> stats.Comparison:
-        """B relative to A: ratio = median(B) / median(A)."""
+    def comparison(self) -> spread.PairedComparison | stats.Comparison:
+        """B relative to A (ratio < 1: B is faster), paired by round when both have processes.
+
+        Outcomes without per-process samples (built by hand, or by an older
+        caller) fall back to :func:`saraikit.core.stats.compare` on the pooled
+        samples, which ignores process-to-process drift.
+        """
+        if self.outcome_a.processes and self.outcome_b.processes:
+            return spread.compare_paired(self.outcome_a.processes, self.outcome_b.processes)
         return stats.compare(self.outcome_a.raw["samples_ms"], self.outcome_b.raw["samples_ms"])
 
     def table(self) -> pd.DataFrame:
@@ -59,7 +73,7 @@ class SideBySide:
                 "first_inference_ms": raw["first_inference_ms"], "p50_ms": s.p50,
                 "p50_ci": stats.format_interval(s.p50, s.p50_ci_low, s.p50_ci_high, s.confidence),
                 "p90": stats.format_percentile(s, "p90"), "p99": stats.format_percentile(s, "p99"),
-                "throughput_per_s": 1000.0 / s.mean,
+                "throughput_per_s": 1000.0 / s.mean, **spread_columns(outcome.spread),
                 "peak_rss_MiB": raw["memory"]["after"]["peak_rss_bytes"] / 2**20,
                 f"target {self.target_ms:g} ms": target_status(s, self.target_ms), "error": "",
             })
@@ -74,10 +88,11 @@ class SideBySide:
         status_a, status_b = target_status(sa, self.target_ms), target_status(sb, self.target_ms)
         cmp = self.comparison
         faster = {"faster": f"{self.name_b} is faster than {self.name_a}",
-                  "slower": f"{self.name_b} is slower than {self.name_a}"}.get(
+                  "slower": f"{self.name_b} is slower than {self.name_a}",
+                  "insufficient samples": f"too few rounds to compare {self.name_b} with {self.name_a}"}.get(
             cmp.verdict, f"{self.name_b} and {self.name_a} are not significantly different")
         ratio = (f"{faster} (ratio of medians {cmp.ratio:.3f}, 95% CI {cmp.ci_low:.3f} to {cmp.ci_high:.3f}, "
-                 f"n={cmp.n_baseline}/{cmp.n_candidate}).")
+                 f"{_evidence(cmp)}).")
         meets = [n for n, st in ((self.name_a, status_a), (self.name_b, status_b)) if st == "meets"]
         if meets:
             best = min(meets, key=lambda n: sa.p50 if n == self.name_a else sb.p50)
@@ -97,12 +112,17 @@ class SideBySide:
                 f"further (quantization, session options) or accept the latency knowingly. {ratio}")
 
 
+def _evidence(cmp: spread.PairedComparison | stats.Comparison) -> str:
+    if isinstance(cmp, spread.PairedComparison):
+        return f"paired over {cmp.k} round{'s' if cmp.k != 1 else ''}"
+    return f"n={cmp.n_baseline}/{cmp.n_candidate}, pooled samples"
+
+
 def side_by_side(spec_a: OnnxBench, spec_b: OnnxBench, name_a: str, name_b: str, target_ms: float = 240.0,
                  ceiling_ms: float = 500.0, store=None, run_id: str | None = None,
-                 sha_a: str | None = None, sha_b: str | None = None, timeout_s: float = 900.0) -> SideBySide:
-    """Benchmark both models, each in its own process, and keep everything for the verdict."""
-    outcome_a = bench_onnx(spec_a, store=store, run_id=run_id, experiment="compare", model_name=name_a,
-                           model_sha256=sha_a, timeout_s=timeout_s)
-    outcome_b = bench_onnx(spec_b, store=store, run_id=run_id, experiment="compare", model_name=name_b,
-                           model_sha256=sha_b, timeout_s=timeout_s)
-    return SideBySide(name_a, name_b, outcome_a, outcome_b, target_ms, ceiling_ms)
+                 sha_a: str | None = None, sha_b: str | None = None, timeout_s: float = 900.0,
+                 processes: int = DEFAULT_PROCESSES) -> SideBySide:
+    """Benchmark both models interleaved over ``processes`` rounds (A, B, A, B, ...), each run a fresh process."""
+    outcomes = bench_interleaved({"a": spec_a, "b": spec_b}, processes, store, run_id, "compare",
+                                 {"a": name_a, "b": name_b}, {"a": sha_a, "b": sha_b}, timeout_s=timeout_s)
+    return SideBySide(name_a, name_b, outcomes["a"], outcomes["b"], target_ms, ceiling_ms)
