@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import fields
 
 from saraikit.core.errors import ConfigError
-from saraikit.engines.espeak import EspeakTTS
-from saraikit.engines.llm_stage import LlamaLLM
-from saraikit.engines.piper import PiperTTS
 from saraikit.engines.ct2 import Ct2WhisperConfig
+from saraikit.engines.espeak import EspeakTTS
 from saraikit.engines.llama import LlamaConfig
+from saraikit.engines.llm_stage import LlamaLLM
 from saraikit.engines.ort import OrtConfig
+from saraikit.engines.piper import PiperTTS
 from saraikit.engines.stage import Stage
 from saraikit.engines.vad import SileroVAD
 from saraikit.engines.whisper import FasterWhisperSTT

@@ -45,9 +45,9 @@ from typing import Any
 
 import numpy as np
 
-from saraikit.data.audio import SAMPLE_RATE, Audio, as_16k_samples, ensure_16k, silence_reason
 from saraikit.core.errors import ConfigError, SaraikitError
 from saraikit.core.memory import mapped_file, memory_snapshot
+from saraikit.data.audio import SAMPLE_RATE, Audio, as_16k_samples, ensure_16k, silence_reason
 from saraikit.data.prompts import few_shot_prompt
 from saraikit.data.sentences import SentenceCutter
 from saraikit.engines.build import build_stage

@@ -59,7 +59,6 @@ CT2_SETTING_DTYPES = ("int8", "int16", "int32", "float32")
 CT2_SETTING_MAX_BYTES = 8
 WHISPER_CONFIG_KEYS = {"alignment_heads", "suppress_ids", "lang_ids"}
 WHISPER_MULTILINGUAL_VOCAB = 51865
-WHISPER_SAMPLE_RATE = SAMPLE_RATE  # the Whisper family's fixed input rate
 CT2_VOCABULARY_FILES = (
     "vocabulary.json",
     "vocabulary.txt",
@@ -310,7 +309,7 @@ def _whisper_facts(folder: Path, config: dict, details: dict) -> dict:
         "languages": len(config.get("lang_ids", [])) if multilingual else 1,
         "language": "multilingual" if multilingual else "en",
         "n_mels": preprocessor.get("feature_size", details["input_channels"]),
-        "sample_rate": preprocessor.get("sampling_rate", WHISPER_SAMPLE_RATE),
+        "sample_rate": preprocessor.get("sampling_rate", SAMPLE_RATE),
     }
 
 

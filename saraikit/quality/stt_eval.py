@@ -35,10 +35,8 @@ import pandas as pd
 from saraikit.core.errors import ConfigError, DataError
 from saraikit.core.progress import progress
 from saraikit.core.store import Figure
-from saraikit.data.audio import read_audio
+from saraikit.data.audio import SAMPLE_RATE, read_audio, silence_reason
 from saraikit.data.noise import babble, mix_at_snr, white_noise
-from saraikit.data.audio import SAMPLE_RATE as STT_SAMPLE_RATE
-from saraikit.data.audio import silence_reason
 from saraikit.quality.files import write_wav
 from saraikit.quality.transcribe import SttSystem, Transcriber
 from saraikit.quality.wer import WerReport, paired_wer_difference, wer_report
@@ -67,13 +65,13 @@ class Utterance:
 
     @property
     def duration_s(self) -> float:
-        return self.samples.size / STT_SAMPLE_RATE
+        return self.samples.size / SAMPLE_RATE
 
 
 def load_utterances(clips: Iterable, dataset: str) -> list[Utterance]:
     """Dataset clips (``saraikit.datasets.Clip``) read once at 16 kHz."""
     return [Utterance(clip.id, dataset, clip.language, clip.reference,
-                      read_audio(clip.path, target_sr=STT_SAMPLE_RATE).samples) for clip in clips]
+                      read_audio(clip.path, target_sr=SAMPLE_RATE).samples) for clip in clips]
 
 
 def audio_problem(samples: np.ndarray, min_seconds: float = MIN_CLIP_S) -> str | None:
@@ -81,7 +79,7 @@ def audio_problem(samples: np.ndarray, min_seconds: float = MIN_CLIP_S) -> str |
     reason = silence_reason(np.asarray(samples))
     if reason:
         return reason
-    seconds = samples.size / STT_SAMPLE_RATE
+    seconds = samples.size / SAMPLE_RATE
     if seconds < min_seconds:
         return f"clip of {seconds:.2f} s is shorter than {min_seconds:g} s"
     return None
@@ -341,11 +339,11 @@ def make_bad_inputs(folder: str | Path, speech_clip) -> Path:
     and the reference that normalizes to nothing.
     """
     folder = Path(folder)
-    audio = read_audio(speech_clip.path, target_sr=STT_SAMPLE_RATE)
+    audio = read_audio(speech_clip.path, target_sr=SAMPLE_RATE)
     middle = audio.samples.size // 2
-    write_wav(folder / "silent.wav", np.zeros(STT_SAMPLE_RATE, dtype=np.float32), STT_SAMPLE_RATE)
-    write_wav(folder / "short.wav", audio.samples[middle:middle + STT_SAMPLE_RATE // 5], STT_SAMPLE_RATE)
-    write_wav(folder / "speech.wav", audio.samples, STT_SAMPLE_RATE)
+    write_wav(folder / "silent.wav", np.zeros(SAMPLE_RATE, dtype=np.float32), SAMPLE_RATE)
+    write_wav(folder / "short.wav", audio.samples[middle:middle + SAMPLE_RATE // 5], SAMPLE_RATE)
+    write_wav(folder / "speech.wav", audio.samples, SAMPLE_RATE)
     rows = pd.DataFrame([
         {"id": "good", "path": "speech.wav", "reference": speech_clip.reference},
         {"id": "silent", "path": "silent.wav", "reference": speech_clip.reference},

@@ -32,9 +32,8 @@ import pandas as pd
 from saraikit.core.errors import ConfigError, DataError
 from saraikit.core.progress import progress
 from saraikit.core.stats import bootstrap_ci
-from saraikit.data.audio import read_audio
+from saraikit.data.audio import SAMPLE_RATE, read_audio
 from saraikit.data.noise import PEAK_LIMIT
-from saraikit.data.audio import SAMPLE_RATE as STT_SAMPLE_RATE
 from saraikit.engines.espeak import EspeakTTS
 from saraikit.engines.piper import PiperTTS
 from saraikit.models import catalog
@@ -127,7 +126,7 @@ def round_trip(transcribe: Callable[[np.ndarray, str], str], synthesized: pd.Dat
     results = {}
     for label, group in synthesized.groupby("voice", sort=False):
         items = [Utterance(row.text_id, "tts", row.language, row.text,
-                           read_audio(row.path, target_sr=STT_SAMPLE_RATE).samples) for row in group.itertuples()]
+                           read_audio(row.path, target_sr=SAMPLE_RATE).samples) for row in group.itertuples()]
         results[label] = score(transcribe_all(transcribe, items, f"round trip {label}"), n_boot=n_boot)
     return results
 

@@ -26,9 +26,8 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from saraikit.core.errors import DataError
-from saraikit.data.audio import read_16k
+from saraikit.data.audio import ensure_16k, read_16k
 from saraikit.engines.ct2 import Ct2WhisperConfig
-from saraikit.data.audio import ensure_16k
 from saraikit.engines.piper import PiperTTS
 from saraikit.engines.whisper import FasterWhisperSTT
 from saraikit.engines.whisper_onnx import OnnxEncoderWhisper
@@ -65,8 +64,8 @@ def piper_round_trip(voice_path: str | Path, sentences: Sequence[str], stt,
                      config_path: str | Path | None = None) -> list[str]:
     """Speak each sentence with the Piper voice at ``voice_path`` (scales [0, 1, 0]) and transcribe it with ``stt``.
 
-    ``stt`` is a loaded 16 kHz STT stage (e.g. ``saraikit.engines.whisper.FasterWhisperSTT``); ``config_path`` is the
-    voice's ``.onnx.json`` (a variant has none of its own: pass the FP32 voice's)."""
+    ``stt`` is a loaded 16 kHz STT stage (e.g. ``saraikit.engines.whisper.FasterWhisperSTT``);
+    ``config_path`` is the voice's ``.onnx.json`` (a variant has none of its own: pass the FP32 voice's)."""
     noise_scale, length_scale, noise_w = PIPER_DETERMINISTIC_SCALES
     tts = PiperTTS(voice_path, config_path=config_path, noise_scale=noise_scale, length_scale=length_scale,
                    noise_w=noise_w)
