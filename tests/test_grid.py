@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -148,7 +150,7 @@ def test_best_config_file_is_merged(tmp_path):
     assert entry["p50_ci_ms"][0] <= 5.2 and entry["p50_ci_ms"][1] >= 6.0  # hierarchical: spans both processes
 
 
-def test_a_killed_search_resumes_with_its_finished_trials(tmp_path, tmp_store, monkeypatch):
+def test_a_killed_search_resumes_with_its_finished_trials_only_when_asked(tmp_path, tmp_store, monkeypatch):
     model = tiny_matmul_model(tmp_path / "tiny.onnx")
     target = target_slug("unit")
     configs = grid.expand({"intra_op_num_threads": [1, 2], "graph_optimization_level": ["BASIC", "ALL"]})
@@ -168,11 +170,30 @@ def test_a_killed_search_resumes_with_its_finished_trials(tmp_path, tmp_store, m
     assert len(tmp_store.trials(experiment="grid_search")) == 2  # round 1 of the first two configurations
     run2 = tmp_store.start_run(target="unit")
     resumed = grid.exhaustive(configs, grid.isolated_measure(str(model), tmp_store, run2, "tiny", "sha", target,
-                                                             dims={"batch": 1}), plan, processes=2)
+                                                             dims={"batch": 1}, reuse="matching"), plan, processes=2)
     assert resumed.trials_reused == 2 and resumed.trials_run == 6  # 4 configurations x 2 rounds
     trials = tmp_store.trials(experiment="grid_search")
-    assert len(trials) == 8 and trials["config_key"].str.endswith((":round1", ":round2")).all()
+    in_run2 = trials[trials["run_id"] == run2]
+    assert len(in_run2) == 8 and in_run2["config_key"].str.endswith((":round1", ":round2")).all()
+    reused = in_run2[in_run2["reused_from"].notna()]
+    assert len(reused) == 2 and set(reused["reused_from"]) == set(trials[trials["run_id"] == run]["trial_id"])
+    assert all(json.loads(m)["reused_from_run"] == run for m in reused["method"])
     assert all(len(c.samples) == 10 and [p.round for p in c.processes] == [1, 2] for c in resumed.candidates)
+
+
+def test_a_second_search_measures_again_by_default(tmp_path, tmp_store):
+    model = tiny_matmul_model(tmp_path / "tiny.onnx")
+    configs = grid.expand({"intra_op_num_threads": [1, 2]})
+    plan = {"warmup": 1, "min_iterations": 4, "min_duration_s": 0.0}
+    for _ in range(2):
+        run = tmp_store.start_run(target="unit")
+        result = grid.exhaustive(configs, grid.isolated_measure(str(model), tmp_store, run, "tiny", "sha", "unit",
+                                                                dims={"batch": 1}), plan, processes=2)
+        assert result.trials_reused == 0 and result.trials_run == 4
+    trials = tmp_store.trials(experiment="grid_search")
+    assert len(trials) == 8 and trials["reused_from"].isna().all()
+    with pytest.raises(ConfigError, match="reuse must be one of"):
+        grid.isolated_measure(str(model), tmp_store, run, "tiny", "sha", "unit", reuse="always")
 
 
 def test_break_even_arithmetic():

@@ -99,5 +99,5 @@ def aa_check(model_path: str, config: dict | None = None, repetitions: int = 20,
              old_way: bool = True, progress: bool = False) -> AACheck:
     """The A/A check on a model: every process fresh, nothing stored or reused (see module docstring)."""
     measure = grid.isolated_measure(model_path, None, None, "aa_check", None, target=None, dims=dims,
-                                    values=values, feeds=feeds, timeout_s=timeout_s, resume=False)
+                                    values=values, feeds=feeds, timeout_s=timeout_s)
     return aa_compare(measure, config, plan, repetitions, processes, old_way, progress)

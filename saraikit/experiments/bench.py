@@ -37,7 +37,7 @@ import pandas as pd
 from saraikit.core import spread, stats
 from saraikit.core.errors import ConfigError
 from saraikit.core.progress import progress as tqdm
-from saraikit.core.store import Figure, ResultsStore, Trial
+from saraikit.core.store import Figure, ResultsStore, Trial, feeds_hash
 from saraikit.core.timing import TimingPlan, measure
 from saraikit.core.trials import run_isolated
 from saraikit.engines.ort import OrtConfig, build_ort_session
@@ -255,6 +255,7 @@ def _trial(spec: OnnxBench, outcome: BenchOutcome, experiment: str, model_name: 
     config = spec.config() if round_index is None else {**spec.config(), "round": round_index}
     return Trial(
         experiment=experiment, config=config, config_key=trial_key(spec, round_index),
+        inputs_hash=feeds_hash(spec.feeds) if spec.feeds is not None else None,
         model_name=model_name, model_sha256=model_sha256, status="ok" if raw else "failed", error=outcome.error,
         method={**(raw["method"] if raw else {}), "isolated": isolated, "inputs": spec.inputs_kind,
                 "rounds": [p.round for p in outcome.processes]},

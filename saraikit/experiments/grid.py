@@ -1,4 +1,4 @@
-"""Grid search over ONNX Runtime session options: exhaustive and adaptive, resumable.
+"""Grid search over ONNX Runtime session options: exhaustive and adaptive, resumable on request.
 
 A grid spec is a dict of lists over :class:`~saraikit.engines.ort.OrtConfig`
 fields, e.g. ``{"graph_optimization_level": ["BASIC", "ALL"],
@@ -31,10 +31,11 @@ Strategies:
   comparison with the leader is "slower" are dropped as well. It stops when
   one configuration is left or after ``max_rounds``.
 
-Resumability: each trial's key is the configuration, its plan and its round;
-a rerun asks the results store whether a successful trial with that key
-exists for this model and target, and reuses its stored samples instead of
-measuring again. A search killed after k trials therefore resumes with k done.
+Reuse is opt-in: by default a second search measures everything again. With
+``reuse="matching"`` a trial whose identity (configuration, plan, round, model
+sha256, input feeds, package versions, hardware, mode) matches a successful
+trial of an earlier run reuses its samples and is stored as reused from that
+run, so a search killed after k trials resumes with k done.
 
 Decisions:
 - The winner is the configuration with the lowest median; the "equivalent"
@@ -63,6 +64,7 @@ import yaml
 
 from saraikit.core import spread, stats
 from saraikit.core.errors import ConfigError
+from saraikit.core.store import Trial, feeds_hash
 from saraikit.engines.ort import OrtConfig
 from saraikit.experiments.bench import DEFAULT_PROCESSES, OnnxBench, bench_onnx, split_plan, trial_key
 
@@ -291,30 +293,35 @@ class MeasurementFailed(Exception):
     """A trial failed (crash, timeout, error); the configuration is recorded as failed."""
 
 
+REUSE_CHOICES = ("none", "matching")
+
+
 def isolated_measure(model_path: str, store, run_id: str, model_name: str, model_sha256: str | None,
                      target: str, experiment: str = "grid_search", dims: dict | None = None,
                      values: dict | None = None, feeds: dict | None = None, timeout_s: float = 600.0,
-                     resume: bool = True) -> MeasureFn:
-    """A measure function: one fresh process per call, stored as the trial of that round (resumable).
+                     reuse: str = "none") -> MeasureFn:
+    """A measure function: one fresh process per call, stored as the trial of that round.
 
-    The trial key is the configuration, the process's plan and ``plan["round"]``,
-    so a rerun reuses round ``r`` for round ``r``. ``store=None`` measures
-    without storing or resuming (an A/A check of one configuration must not
-    reuse its own trials).
+    ``reuse="none"`` (the default) measures every call again. ``reuse="matching"``
+    first looks for a successful trial of an earlier run with the same identity
+    (configuration, round, model sha256, input feeds, package versions, hardware,
+    mode: see :mod:`saraikit.core.store`); when one exists its samples are used
+    and a new trial is stored in this run that names the original trial and run.
+    ``store=None`` measures without storing (an A/A check must not reuse itself).
+    ``target`` is kept for callers; the identity already holds the hardware.
     """
+    if reuse not in REUSE_CHOICES:
+        raise ConfigError(f"reuse must be one of {REUSE_CHOICES}, got {reuse!r}")
 
     def measure(config: dict, plan: dict):
         round_index = plan.get("round", 1)
         plan = {k: v for k, v in plan.items() if k != "round"}
         spec = OnnxBench(model_path=model_path, ort=config, plan=plan, dims=dims or {}, values=values or {},
                          feeds=feeds)
-        key = trial_key(spec, round_index)
-        if resume and store is not None and store.has_trial(experiment, key, model_sha256, target=target):
-            stored = store.query(
-                "SELECT t.samples FROM trials t JOIN runs r ON t.run_id = r.run_id WHERE t.experiment = ? "
-                "AND t.config_key = ? AND t.status = 'ok' AND t.model_sha256 IS ? AND r.target = ? "
-                "ORDER BY t.trial_id DESC LIMIT 1", (experiment, key, model_sha256, target))
-            return json.loads(stored.iloc[0]["samples"]), True
+        if reuse == "matching" and store is not None:
+            reused = _reuse(store, run_id, spec, round_index, experiment, model_name, model_sha256)
+            if reused is not None:
+                return reused, True
         outcome = bench_onnx(spec, store=store, run_id=run_id, experiment=experiment, model_name=model_name,
                              model_sha256=model_sha256, timeout_s=timeout_s, processes=1, round_index=round_index)
         if not outcome.ok:
@@ -322,6 +329,20 @@ def isolated_measure(model_path: str, store, run_id: str, model_name: str, model
         return outcome.raw["samples_ms"], False
 
     return measure
+
+
+def _reuse(store, run_id: str, spec: OnnxBench, round_index: int, experiment: str, model_name: str,
+           model_sha256: str | None) -> list[float] | None:
+    """The samples of a matching trial of an earlier run, recorded in this run as reused; None when none matches."""
+    wanted = Trial(experiment=experiment, config={**spec.config(), "round": round_index},
+                   config_key=trial_key(spec, round_index), model_name=model_name, model_sha256=model_sha256,
+                   inputs_hash=feeds_hash(spec.feeds) if spec.feeds is not None else None)
+    found = store.find_reusable(run_id, wanted)
+    if found is None:
+        return None
+    wanted.samples, wanted.method = found["samples"], json.loads(found["method"] or "{}")
+    store.record_reused(run_id, found, wanted)
+    return list(found["samples"])
 
 
 def heatmap_frame(table: pd.DataFrame, rows: str = "intra_op_num_threads",
