@@ -3,7 +3,7 @@ import pytest
 
 from saraikit.core import spread, stats
 from saraikit.experiments.bench import BenchOutcome
-from saraikit.experiments.compare import SideBySide, side_by_side, target_status
+from saraikit.experiments.compare import SideBySide, side_by_side, versus_target
 from saraikit.experiments.bench import OnnxBench
 
 from helpers import tiny_matmul_model
@@ -21,7 +21,7 @@ def test_scenario_a_when_the_candidate_meets_the_target():
     assert sbs.verdict().startswith("Scenario A: int8 meets the 240 ms")
     assert "int8 is faster than fp32" in sbs.verdict()
     table = sbs.table().set_index("model")
-    assert table.loc["int8", "target 240 ms"] == "meets" and table.loc["fp32", "target 240 ms"] == "misses"
+    assert table.loc["int8", "target 240 ms"] == "pass" and table.loc["fp32", "target 240 ms"] == "fail"  # one vocabulary
     assert "unsupported" not in table.loc["int8", "p90"] and "unsupported: n=80 < 662" in table.loc["int8", "p99"]
 
 
@@ -38,7 +38,7 @@ def test_scenario_c_when_better_but_not_enough():
 
 def test_borderline_when_the_interval_straddles_the_target():
     s = stats.summarize([239, 241] * 10)
-    assert target_status(s, 240) == "borderline"
+    assert versus_target(s, 240) == "inconclusive"
     sbs = SideBySide("a", "b", outcome(400), BenchOutcome(True, s, {"samples_ms": [239, 241] * 10}, None, None), 240, 500)
     assert sbs.verdict().startswith("Borderline")
 

@@ -9,10 +9,10 @@ P50 alone:
 - C: better than the baseline but not enough (target < P50 < ceiling): a
   judgement call (accept, tier, or optimise further).
 
-Here the same rules are applied to the *confidence interval* of each P50:
-"meets" means the whole CI is below the target, "misses" means the whole CI
-is above it, otherwise the verdict is "borderline" and says so; and "better"
-needs the CI of the ratio to exclude 1.
+Here the scenarios are the ones defined once in :mod:`saraikit.core.verdict`,
+decided on the *confidence interval* of each P50 (pass / fail / inconclusive
+against the target, never a verdict without an interval), and "better" needs
+the CI of the ratio to exclude 1.
 
 Both models are measured interleaved over ``processes`` rounds (A, B, A, B,
 ... each in a fresh process, :func:`saraikit.experiments.bench.bench_interleaved`),
@@ -29,15 +29,13 @@ from dataclasses import dataclass
 import pandas as pd
 
 from saraikit.core import spread, stats
+from saraikit.core.verdict import NOT_JUDGED, judge_or_not, scenario
 from saraikit.experiments.bench import DEFAULT_PROCESSES, BenchOutcome, OnnxBench, bench_interleaved, spread_columns
 
 
-def target_status(summary: stats.Summary, target_ms: float) -> str:
-    if summary.p50_ci_high < target_ms:
-        return "meets"
-    if summary.p50_ci_low > target_ms:
-        return "misses"
-    return "borderline"
+def versus_target(summary: stats.Summary, target_ms: float) -> str:
+    """pass / fail / inconclusive (or not judged) of a P50 against the target, by the one verdict rule."""
+    return judge_or_not(summary.p50, summary.p50_ci_low, summary.p50_ci_high, target_ms, "lower")
 
 
 @dataclass
@@ -75,7 +73,7 @@ class SideBySide:
                 "p90": stats.format_percentile(s, "p90"), "p99": stats.format_percentile(s, "p99"),
                 "throughput_per_s": 1000.0 / s.mean, **spread_columns(outcome.spread),
                 "peak_rss_MiB": raw["memory"]["after"]["peak_rss_bytes"] / 2**20,
-                f"target {self.target_ms:g} ms": target_status(s, self.target_ms), "error": "",
+                f"target {self.target_ms:g} ms": versus_target(s, self.target_ms), "error": "",
             })
         return pd.DataFrame(rows)
 
@@ -85,7 +83,7 @@ class SideBySide:
             failed = [n for n, o in ((self.name_a, self.outcome_a), (self.name_b, self.outcome_b)) if not o.ok]
             return f"No verdict: the benchmark of {', '.join(failed)} failed."
         sa, sb = self.outcome_a.summary, self.outcome_b.summary
-        status_a, status_b = target_status(sa, self.target_ms), target_status(sb, self.target_ms)
+        judged = {self.name_a: versus_target(sa, self.target_ms), self.name_b: versus_target(sb, self.target_ms)}
         cmp = self.comparison
         faster = {"faster": f"{self.name_b} is faster than {self.name_a}",
                   "slower": f"{self.name_b} is slower than {self.name_a}",
@@ -93,23 +91,26 @@ class SideBySide:
             cmp.verdict, f"{self.name_b} and {self.name_a} are not significantly different")
         ratio = (f"{faster} (ratio of medians {cmp.ratio:.3f}, 95% CI {cmp.ci_low:.3f} to {cmp.ci_high:.3f}, "
                  f"{_evidence(cmp)}).")
-        meets = [n for n, st in ((self.name_a, status_a), (self.name_b, status_b)) if st == "meets"]
+        if NOT_JUDGED in judged.values():
+            unjudged = [n for n, v in judged.items() if v == NOT_JUDGED]
+            return f"No verdict: {' and '.join(unjudged)} has no confidence interval (too few samples). {ratio}"
+        meets = [n for n, v in judged.items() if v == "pass"]
         if meets:
             best = min(meets, key=lambda n: sa.p50 if n == self.name_a else sb.p50)
             return (f"Scenario A: {' and '.join(meets)} meet{'s' if len(meets) == 1 else ''} the {self.target_ms:g} ms "
                     f"P50 target with the whole confidence interval below it; use {best}. {ratio}")
         best_name, best = (self.name_a, sa) if sa.p50 <= sb.p50 else (self.name_b, sb)
-        if best.p50_ci_low > self.ceiling_ms:
+        found = scenario(best.p50, best.p50_ci_low, best.p50_ci_high, self.target_ms, self.ceiling_ms)
+        if found.letter == "B":
             return (f"Scenario B: neither meets the {self.target_ms:g} ms target and even the faster one "
                     f"({best_name}, P50 {best.p50:.1f} ms) is above the {self.ceiling_ms:g} ms ceiling: neither is "
                     f"viable for real time; look for a lighter pipeline. {ratio}")
-        borderline = [n for n, st in ((self.name_a, status_a), (self.name_b, status_b)) if st == "borderline"]
-        if borderline:
-            return (f"Borderline: the confidence interval of {' and '.join(borderline)} straddles the "
-                    f"{self.target_ms:g} ms target; measure more before deciding. {ratio}")
-        return (f"Scenario C: {best_name} is the faster (P50 {best.p50:.1f} ms) but misses the {self.target_ms:g} ms "
-                f"target while staying under the {self.ceiling_ms:g} ms ceiling: better, not enough; optimise "
-                f"further (quantization, session options) or accept the latency knowingly. {ratio}")
+        if found.letter == "C":
+            return (f"Scenario C: {best_name} is the faster (P50 {best.p50:.1f} ms) but misses the {self.target_ms:g} "
+                    f"ms target while staying under the {self.ceiling_ms:g} ms ceiling: better, not enough; optimise "
+                    f"further (quantization, session options) or accept the latency knowingly. {ratio}")
+        return (f"Borderline: the confidence interval of {best_name} straddles the {self.target_ms:g} ms target or "
+                f"the {self.ceiling_ms:g} ms ceiling; measure more before deciding. {ratio}")
 
 
 def _evidence(cmp: spread.PairedComparison | stats.Comparison) -> str:
