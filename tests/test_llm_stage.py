@@ -26,7 +26,7 @@ def test_llama_streams_tokens_deterministically(model_paths):
     assert 1 <= len(pieces) <= 8 and result.value == "".join(pieces)
     assert result.meta["prompt_tokens"] > 1 and result.meta["finish_reason"] in ("length", "stop")
     names = [e.name for e in result.events]
-    assert names[:2] == ["start", "first_output"] and names[-1] == "end"
+    assert names[:3] == ["start", "prompt", "first_output"] and names[-1] == "end"
     assert names.count("output") == len(pieces) - 1
     assert_well_formed(result, stage.name)
     assert stage.run("The capital of France is").value == result.value  # temperature 0, cache reset
@@ -42,3 +42,31 @@ def test_llama_stop_and_prompt_builder(model_paths):
     assert result.meta["prompt_tokens"] > 8  # the built prompt, not the bare question
     with pytest.raises(DataError, match="expected text"):
         stage.run(42)
+
+
+@pytest.mark.integration
+def test_pipeline_stage_and_llm_protocol_start_answers_the_same_way(model_paths):
+    """Same prompts, same loaded model, interleaved: the stage's and the protocol's TTFT agree (paired CI has 1)."""
+    from saraikit.core.spread import ProcessSamples, compare_paired
+    from saraikit.data.prompts import PROMPTS, few_shot_prompt
+    from saraikit.experiments.llm.generation import generate_once
+
+    stage = LlamaLLM(model_paths["gemma-3-270m-q4_k_m"], LlamaConfig(n_ctx=512, n_threads=2, n_threads_batch=2),
+                     max_tokens=2)
+    stage.load()
+    prompts = [few_shot_prompt(q, lang) for lang in ("en", "es") for q in PROMPTS[lang][:4]]
+    stage.run(prompts[0].text)  # one warm-up each, not timed
+    generate_once(stage.llm, prompts[0], max_tokens=2)
+    protocol, pipeline = [], []
+    for i, prompt in enumerate(prompts * 2):
+        order = ("protocol", "stage") if i % 2 == 0 else ("stage", "protocol")
+        for who in order:
+            if who == "protocol":
+                protocol.append(ProcessSamples([generate_once(stage.llm, prompt, max_tokens=2).ttft_ms], i + 1))
+            else:
+                stage.stop = list(prompt.stop)
+                result = stage.run(prompt.text)
+                pipeline.append(ProcessSamples([result.seconds("prompt", "first_output") * 1000], i + 1))
+    paired = compare_paired(protocol, pipeline)
+    assert paired.ci_low <= 1.0 <= paired.ci_high, paired
+    assert 0.8 < paired.ratio < 1.25

@@ -2,9 +2,16 @@
 
 Decisions:
 
-- llama-cpp-python reuses the KV cache for a prompt prefix it has seen;
-  ``reset_cache=True`` (default) resets it before each call so repeated
-  measurements of one prompt are not flattered.
+- Every answer starts from a clean context, the same way the LLM latency
+  protocol starts one (:func:`saraikit.engines.llama.fresh_context`: binding
+  state, KV cache and perf counters), so the pipeline's time to first token
+  and the protocol's are the same measurement. ``reset_cache=False`` keeps
+  the previous state (llama-cpp-python then reuses a prompt prefix it has
+  seen, which flatters repeated prompts).
+- The ``prompt`` event marks the moment the clean context is ready and the
+  prompt string goes in; time to first token runs from it to
+  ``first_output`` (tokenizing, prompt evaluation and the first sample), as
+  in the protocol.
 - Streaming with ``stop`` strings holds back text that could start a stop
   string, which can delay ``first_output``.
 """
@@ -15,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from saraikit.core.errors import ConfigError, DataError
-from saraikit.engines.llama import LlamaConfig, build_llama
+from saraikit.engines.llama import LlamaConfig, build_llama, fresh_context
 from saraikit.engines.stage import Stage, check_text
 
 
@@ -61,7 +68,8 @@ class LlamaLLM(Stage):
     def _produce(self, prompt, mark, meta):
         meta["prompt_tokens"] = len(self.llm.tokenize(prompt.encode("utf-8")))
         if self.reset_cache:
-            self.llm.reset()
+            fresh_context(self.llm)
+        mark("prompt")
         pieces = 0
         chunks = self.llm(prompt, max_tokens=self.max_tokens, stream=True, temperature=self.temperature,
                           stop=self.stop or None)

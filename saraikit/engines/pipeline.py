@@ -203,7 +203,7 @@ class LoadedStack:
         ms = lambda t: None if t is None else (t - t0) / 1e6  # noqa: E731
         timeline = {
             "llm_start_ms": ms(result.t_ns("start")), "llm_first_token_ms": ms(result.t_ns("first_output")),
-            "llm_ttft_ms": result.seconds("start", "first_output") * 1000 if result.t_ns("first_output") else None,
+            "llm_ttft_ms": result.seconds("prompt", "first_output") * 1000 if result.t_ns("first_output") else None,
             "llm_end_ms": ms(result.t_ns("end")), "llm_pieces": result.meta.get("pieces"),
             "first_sentence_ms": ms(first_sentence_t), "n_sentences": n_sentences,
             "first_audio_ms": ms(tts_times[0]) if tts_times else None,
