@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from saraikit.core.progress import progress
-from saraikit.engines.sessions import Ct2WhisperConfig
+from saraikit.engines.ct2 import Ct2WhisperConfig
 from saraikit.engines.stages import FasterWhisperSTT
 from saraikit.experiments import bench, realinputs
 from saraikit.experiments.quantize import ct2bench, tasks
