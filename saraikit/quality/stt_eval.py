@@ -45,7 +45,7 @@ from saraikit.quality.wer import WerReport, paired_wer_difference, wer_report
 
 __all__ = [
     "BABBLE_TALKERS", "MIN_CLIP_S", "NOISES", "NOISE_TEXT", "SCORING_TEXT", "TRANSCRIPT_COLUMNS", "AccuracyRun",
-    "NoiseRun", "SttScore", "Utterance", "audio_problem", "load_utterances", "make_bad_inputs", "noise_sweeps",
+    "NoiseRun", "SttScore", "Utterance", "audio_problem", "evenly", "load_utterances", "make_bad_inputs", "noise_sweeps",
     "noisy_copies", "percent", "run_accuracy", "score", "transcribe_all",
 ]
 
@@ -74,6 +74,14 @@ def load_utterances(clips: Iterable, dataset: str) -> list[Utterance]:
     """Dataset clips (``saraikit.datasets.Clip``) read once at 16 kHz."""
     return [Utterance(clip.id, dataset, clip.language, clip.reference,
                       read_audio(clip.path, target_sr=STT_SAMPLE_RATE).samples) for clip in clips]
+
+
+def evenly(items: Sequence, n: int) -> list:
+    """``n`` evenly spaced items of ``items`` in order (all of them when ``n`` is at least their number).
+
+    Subsets are spread over a list, never its first n, so they span speakers and sessions."""
+    items = list(items)
+    return items if n >= len(items) else [items[i * len(items) // n] for i in range(n)]
 
 
 def audio_problem(samples: np.ndarray, min_seconds: float = MIN_CLIP_S) -> str | None:
