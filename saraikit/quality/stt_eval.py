@@ -44,9 +44,9 @@ from saraikit.quality.transcribe import SttSystem, Transcriber
 from saraikit.quality.wer import WerReport, paired_wer_difference, wer_report
 
 __all__ = [
-    "BABBLE_TALKERS", "MIN_CLIP_S", "NOISES", "NOISE_TEXT", "SCORING_TEXT", "TRANSCRIPT_COLUMNS", "AccuracyRun",
-    "NoiseRun", "SttScore", "Utterance", "audio_problem", "evenly", "load_utterances", "make_bad_inputs", "noise_sweeps",
-    "noisy_copies", "percent", "run_accuracy", "score", "transcribe_all",
+    "BABBLE_TALKERS", "MIN_CLIP_S", "NOISES", "NOISE_TEXT", "SCORING_TEXT", "TABLE_NOTE", "TRANSCRIPT_COLUMNS",
+    "AccuracyRun", "NoiseRun", "SttScore", "Utterance", "audio_problem", "evenly", "load_utterances", "make_bad_inputs",
+    "noise_sweeps", "noisy_copies", "percent", "run_accuracy", "score", "transcribe_all",
 ]
 
 MIN_CLIP_S = 0.3
@@ -54,6 +54,9 @@ NOISES = ("white", "babble")
 BABBLE_TALKERS = 4
 SCORING_TEXT = ("corpus WER/CER on saraikit.textnorm-normalized text; 95% bootstrap CI over utterances "
                 "(2000 resamples, seed 0)")
+TABLE_NOTE = ("Corpus WER = all errors / all reference words; normalized = saraikit.textnorm on both sides (case, "
+              "punctuation, numbers as words, accents folded for Spanish). Raw = jiwer's default (only whitespace "
+              "collapsed).")
 NOISE_TEXT = f"saraikit.noise.mix_at_snr, whole-clip power; babble of {BABBLE_TALKERS} other clips"
 
 

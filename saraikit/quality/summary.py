@@ -66,8 +66,9 @@ def header_line(target: str, run_id: str, quick: bool) -> str:
 def _goal_line(rows: pd.DataFrame, target: float | None, name: str = "system") -> list[str]:
     if target is None or rows.empty:
         return []
-    verdicts = "; ".join(f"{r[name]} {goal_sentence(r['wer_%'], r['wer_ci_low'], r['wer_ci_high'], target, 'lower', '%')}"
-                         for _, r in rows.iterrows())
+    verdicts = "; ".join(
+        f"{r[name]} {goal_sentence(r['wer_%'], r['wer_ci_low'], r['wer_ci_high'], target, 'lower', '%')}"
+        for _, r in rows.iterrows())
     return [f"  - against the WER target: {verdicts}."]
 
 

@@ -25,7 +25,7 @@ from saraikit.core.progress import progress
 from saraikit.engines.ct2 import Ct2WhisperConfig
 from saraikit.engines.stages import FasterWhisperSTT
 from saraikit.experiments import bench, realinputs
-from saraikit.experiments.quantize import ct2bench, tasks
+from saraikit.experiments.quantize import ct2bench, fidelity, tasks
 from saraikit.experiments.quantize.recommend import candidates, latency_row
 from saraikit.models import catalog
 from saraikit.quality import transcribe
@@ -64,6 +64,14 @@ def time_candidates(name: str, source: Path, quant_frame: pd.DataFrame, feed, pl
     rows.append({"model": name, "candidate": "fp32-again", "role": "control", "path": str(source),
                  **latency_row(outcome, baseline)})
     return rows, samples
+
+
+def compare_fidelity(name: str, source: Path, quant_frame: pd.DataFrame, n_feeds: int) -> dict:
+    """``{variant: OutputComparison}`` of the ok variants against FP32 on ``n_feeds`` held-out real feeds."""
+    variant_paths = {c: p for c, p in candidates(source, quant_frame).items() if c != "fp32"}
+    if not variant_paths:
+        return {}
+    return fidelity.compare_many(source, variant_paths, realinputs.real_feeds(name, n_feeds))
 
 
 def rows_to_transcribe(table: pd.DataFrame, name: str, wer_for_rejected: bool = False) -> list:
