@@ -154,3 +154,36 @@ def test_tradeoff_figure_has_a_column_per_model_and_notes_untranscribed_variants
     top = fig.axes[0]
     assert "1 variant(s) not transcribed" in top.get_title()
     assert 2.0 in [line.get_ydata()[0] for line in top.get_lines()]  # the budget line
+
+
+def test_rows_to_transcribe_skip_the_control_and_prescreened_rows(tmp_path):
+    from saraikit.experiments.quantize.measure import rows_to_transcribe
+
+    _, decided, _ = decided_run(tmp_path)
+    decided.loc[decided["candidate"] == "dynamic-u8", "rejected_before_wer"] = "slower than FP32"
+    assert [r.candidate for r in rows_to_transcribe(decided, MODEL)] == ["fp32", "dynamic-s8", "ct2-int8"]
+    assert "dynamic-u8" in [r.candidate for r in rows_to_transcribe(decided, MODEL, wer_for_rejected=True)]
+
+
+def test_records_store_every_candidate_and_kpis_of_fp32_and_the_recommended_variant(tmp_path, tmp_store):
+    from saraikit.quality.wer import wer_report
+    from saraikit.report import kpi, quantize_records
+
+    recs, decided, _ = decided_run(tmp_path)
+    for name in ("s8.onnx", "u8.onnx"):
+        (tmp_path / name).write_bytes(b"y" * 100)
+    decided["path"] = [str(tmp_path / p) if isinstance(p, str) else p for p in decided["path"]]
+    recs[MODEL].table["path"] = decided["path"].values
+    report = wer_report(["one two three"], ["one two three"], ["u0"], "en")
+    reports = {MODEL: {"fp32": {"librivox_en": report}, "dynamic-s8": {"librivox_en": report}}}
+    comparisons = {MODEL: {"dynamic-s8": comparison(0.99, 20.0)}}
+    run_id = tmp_store.start_run(target="tgt")
+    ids = quantize_records.record_candidates(tmp_store, run_id, decided, comparisons, reports, {MODEL: BUDGET}, "m")
+    assert len(ids) == len(decided)
+    trials = tmp_store.trials(experiment="quantization").set_index("model_name")
+    assert set(trials.index) == {f"{MODEL}:{c}" for c in decided["candidate"]}
+    written = quantize_records.record_kpis(tmp_store, run_id, recs, reports, {MODEL: "whisper-encoder"}, "m")
+    rows = kpi.history(tmp_store, "tgt")
+    assert written == len(rows) == 6  # size, P50 and WER of fp32 and of dynamic-s8
+    assert set(rows["model"]) == {f"{MODEL}-encoder", f"{MODEL}-encoder.dynamic-s8"}
+    assert quantize_records.kpi_label("piper-x", "piper", "dynamic-u8") == "piper-x.dynamic-u8"
