@@ -49,7 +49,9 @@ def results(**overrides):
                           {"voice": "espeak-ng-es", "language": "es", "sentences": 8, "words": 60,
                            "wer_%": 25.0, "ci_low": 15.0, "ci_high": 36.0, "cer_%": 10.0, "wer_raw_%": 30.0}])
     mos = pd.DataFrame([{"group": "piper-en_US-joe-medium", "n_clips": 8, "n_skipped": 0, "p808_mos": 3.4,
-                         "p808_mos_ci_low": 3.2, "p808_mos_ci_high": 3.6, "ovrl": 3.1}])
+                         "p808_mos_ci_low": 3.2, "p808_mos_ci_high": 3.6, "ovrl": 3.1},
+                        {"group": "real: librivox_en", "n_clips": 8, "n_skipped": 0, "p808_mos": 2.5,
+                         "p808_mos_ci_low": 2.2, "p808_mos_ci_high": 2.8, "ovrl": 2.4}])
     skipped = pd.DataFrame([{"id": "short", "stage": "audio", "reason": "too short", "reference": "x"},
                             {"id": "dots", "stage": "reference", "reason": "empty after normalization",
                              "reference": "..."}])
@@ -81,10 +83,11 @@ def test_a_wer_above_its_target_fails_and_names_the_figure():
 
 def test_tts_lines_judge_round_trip_and_predicted_mos_against_their_targets():
     lines = [line for line in conclusions() if "TTS round trip" in line or "not human MOS" in line]
-    piper, espeak, mos = lines
+    piper, espeak, mos, real = lines
     assert "piper-en_US-joe-medium: WER 3.00% (95% CI 1.00 to 6.00, n=12 sentences); passes the 10 % goal" in piper
     assert "espeak-ng-es" in espeak and "fails the 10 % goal by 15 %" in espeak
     assert "P.808 3.40 (95% CI 3.20 to 3.60, n=8 clips), OVRL 3.10; passes the 3 goal" in mos
+    assert real.endswith("real: librivox_en: P.808 2.50 (95% CI 2.20 to 2.80, n=8 clips), OVRL 2.40.")  # not judged
 
 
 def test_paired_and_noise_lines_come_from_the_frames():

@@ -136,8 +136,10 @@ def runaway_lines(noisy: pd.DataFrame) -> list[str]:
 
 def tts_lines(trip_table: pd.DataFrame, mos_table: pd.DataFrame, listener: str,
               trip_target: float | None = None, mos_target: float | None = None) -> list[str]:
-    """Round-trip WER per voice and predicted MOS per group, each against its target when one is given."""
-    lines = []
+    """Round-trip WER per voice and predicted MOS per group, each against its target when one is given.
+
+    Only the voices are judged; the real recordings scored beside them are a reference point, not a candidate."""
+    lines, voices = [], set(trip_table["voice"]) if len(trip_table) else set()
     for _, row in trip_table.iterrows():
         goal = (f"; {goal_sentence(row['wer_%'], row['ci_low'], row['ci_high'], trip_target, 'lower', '%')}"
                 if trip_target is not None else "")
@@ -146,7 +148,7 @@ def tts_lines(trip_table: pd.DataFrame, mos_table: pd.DataFrame, listener: str,
                      f"{goal}.")
     for row in mos_table.itertuples():
         goal = (f"; {goal_sentence(row.p808_mos, row.p808_mos_ci_low, row.p808_mos_ci_high, mos_target, 'higher', '')}"
-                if mos_target is not None and not math.isnan(row.p808_mos) else "")
+                if mos_target is not None and row.group in voices and not math.isnan(row.p808_mos) else "")
         p808 = rate_text(row.p808_mos, row.p808_mos_ci_low, row.p808_mos_ci_high, row.n_clips, "", "clips")
         lines.append(f"- {MOS_LABEL}, {row.group}: P.808 {p808}, OVRL {format_value(row.ovrl)}{goal}.")
     return lines
