@@ -23,7 +23,7 @@ import pandas as pd
 
 from saraikit.core.progress import progress
 from saraikit.engines.ct2 import Ct2WhisperConfig
-from saraikit.engines.stages import FasterWhisperSTT
+from saraikit.engines.whisper import FasterWhisperSTT
 from saraikit.experiments import bench, realinputs
 from saraikit.experiments.quantize import ct2bench, fidelity, tasks
 from saraikit.experiments.quantize.recommend import candidates, latency_row
