@@ -82,5 +82,8 @@ def test_standard_systems_pick_int8_variants(provisioned, tmp_path, monkeypatch)
     assert [s.label for s in systems][-1] == "whisper-base onnx-int8 dynamic-u8"
     systems, _ = standard_systems("t", int8_variants=["dynamic-u8"])
     assert systems[-1].encoder.name == "whisper-base-encoder.dynamic-u8.onnx"
+    systems, notes = standard_systems("t", only=["whisper-base int8", "whisper-base onnx-int8 dynamic-s8"])
+    assert [s.label for s in systems] == ["whisper-base int8", "whisper-base onnx-int8 dynamic-s8"]
+    assert "(parameter only_systems)" in notes[-1]
     with pytest.raises(ConfigError, match="not found"):
         standard_systems("t", int8_variants=["static-qdq"])

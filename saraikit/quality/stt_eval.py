@@ -42,9 +42,9 @@ from saraikit.quality.transcribe import SttSystem, Transcriber
 from saraikit.quality.wer import WerReport, paired_wer_difference, wer_report
 
 __all__ = [
-    "BABBLE_TALKERS", "MIN_CLIP_S", "NOISES", "NOISE_TEXT", "SCORING_TEXT", "TRANSCRIPT_COLUMNS", "AccuracyRun",
-    "NoiseRun", "SttScore", "Utterance", "audio_problem", "load_utterances", "make_bad_inputs", "noise_sweeps",
-    "noisy_copies", "percent", "run_accuracy", "score", "transcribe_all",
+    "BABBLE_TALKERS", "MIN_CLIP_S", "NOISES", "NOISE_TEXT", "SCORING_TEXT", "TABLE_NOTE", "TRANSCRIPT_COLUMNS",
+    "AccuracyRun", "NoiseRun", "SttScore", "Utterance", "audio_problem", "evenly", "load_utterances", "make_bad_inputs",
+    "noise_sweeps", "noisy_copies", "percent", "run_accuracy", "score", "transcribe_all",
 ]
 
 MIN_CLIP_S = 0.3
@@ -52,6 +52,9 @@ NOISES = ("white", "babble")
 BABBLE_TALKERS = 4
 SCORING_TEXT = ("corpus WER/CER on saraikit.textnorm-normalized text; 95% bootstrap CI over utterances "
                 "(2000 resamples, seed 0)")
+TABLE_NOTE = ("Corpus WER = all errors / all reference words; normalized = saraikit.textnorm on both sides (case, "
+              "punctuation, numbers as words, accents folded for Spanish). Raw = jiwer's default (only whitespace "
+              "collapsed).")
 NOISE_TEXT = f"saraikit.noise.mix_at_snr, whole-clip power; babble of {BABBLE_TALKERS} other clips"
 
 
@@ -72,6 +75,14 @@ def load_utterances(clips: Iterable, dataset: str) -> list[Utterance]:
     """Dataset clips (``saraikit.datasets.Clip``) read once at 16 kHz."""
     return [Utterance(clip.id, dataset, clip.language, clip.reference,
                       read_audio(clip.path, target_sr=SAMPLE_RATE).samples) for clip in clips]
+
+
+def evenly(items: Sequence, n: int) -> list:
+    """``n`` evenly spaced items of ``items`` in order (all of them when ``n`` is at least their number).
+
+    Subsets are spread over a list, never its first n, so they span speakers and sessions."""
+    items = list(items)
+    return items if n >= len(items) else [items[i * len(items) // n] for i in range(n)]
 
 
 def audio_problem(samples: np.ndarray, min_seconds: float = MIN_CLIP_S) -> str | None:

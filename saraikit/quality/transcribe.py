@@ -118,12 +118,14 @@ def int8_encoders(folder: str | Path, model: str = "whisper-base") -> list[tuple
 
 
 def standard_systems(target: str, max_int8: int | None = 1, int8_variants: Sequence[str] | None = None,
-                     prefer: Sequence[str] = ()) -> tuple[list[SttSystem], list[str]]:
+                     prefer: Sequence[str] = (),
+                     only: Sequence[str] | None = None) -> tuple[list[SttSystem], list[str]]:
     """The systems notebook 06 compares, and notes on what was left out.
 
     INT8 encoders: the variants named in ``int8_variants`` (ConfigError if
     one is missing), else the first ``max_int8`` found, those in ``prefer``
-    first, then by variant name.
+    first, then by variant name. ``only`` keeps the systems with those labels
+    (None: all), and a note says so.
     """
     systems = [
         SttSystem("whisper-tiny.en int8", "whisper-tiny.en", "int8"),
@@ -151,6 +153,9 @@ def standard_systems(target: str, max_int8: int | None = 1, int8_variants: Seque
             found = found[:max_int8]
     systems += [SttSystem(f"whisper-base onnx-int8 {variant}", "whisper-base", "float32", path)
                 for variant, path in found]
+    if only:
+        systems = [system for system in systems if system.label in only]
+        notes.append(f"only {', '.join(only)} (parameter only_systems)")
     return systems, notes
 
 

@@ -40,12 +40,12 @@ from saraikit.models import catalog
 from saraikit.quality.files import write_wav
 from saraikit.quality.listening import build_kit, mos_table, read_ratings
 from saraikit.quality.mos import LABEL as DNSMOS_LABEL
-from saraikit.quality.mos import SCORE_KEYS, Dnsmos
-from saraikit.quality.stt_eval import SttScore, Utterance, score, transcribe_all
+from saraikit.quality.mos import MIN_SECONDS, SCORE_KEYS, Dnsmos
+from saraikit.quality.stt_eval import SttScore, Utterance, evenly, score, transcribe_all
 
 __all__ = [
     "LEVEL_DBFS", "MOS_LABEL", "Voice", "build_listening_kit", "collect_ratings", "default_voices", "equalize",
-    "mos_summary", "predicted_mos", "round_trip", "synthesize",
+    "mos_groups", "mos_summary", "predicted_mos", "round_trip", "synthesize",
 ]
 
 LEVEL_DBFS = -25.0
@@ -133,6 +133,16 @@ def round_trip(transcribe: Callable[[np.ndarray, str], str], synthesized: pd.Dat
 
 # --------------------------------------------------------------------------
 # predicted MOS
+
+
+def mos_groups(synthesized: pd.DataFrame, real: dict[str, Sequence[Utterance]], n: int) -> dict[str, list]:
+    """Up to ``n`` evenly spaced clips per voice (its WAVs at 16 kHz), then per real set; real clips shorter
+    than DNSMOS's :data:`MIN_SECONDS` are left out (DNSMOS cannot score them)."""
+    groups = {voice: [read_audio(path, target_sr=16000).samples for path in evenly(list(rows["path"]), n)]
+              for voice, rows in synthesized.groupby("voice", sort=False)}
+    for name, items in real.items():
+        groups[name] = [u.samples for u in evenly([u for u in items if u.duration_s >= MIN_SECONDS], n)]
+    return groups
 
 
 def predicted_mos(groups: dict[str, Sequence[np.ndarray]], scorer: Dnsmos | None = None,

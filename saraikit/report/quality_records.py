@@ -10,6 +10,9 @@ Decisions:
   :data:`saraikit.report.kpi.KPIS`).
 - The ``predicted_mos`` KPI is DNSMOS's P.808 score with provenance
   "estimated": a network's estimate of a listening test, not human MOS.
+- The conclusions name how many KPI rows of each kind the run wrote, with
+  the seeds' unmeasured claims of the same KPIs beside them
+  (:func:`kpi_rows_line`).
 - Unless told which, notebook 06 scores first the INT8 encoder variant that
   notebook 01 recommended: its newest ``model_size_mb`` KPI row for the target
   (:func:`recommended_int8`).
@@ -26,9 +29,11 @@ from saraikit.quality.mos import SCORE_KEYS
 from saraikit.quality.stt_eval import NOISE_TEXT, SCORING_TEXT, AccuracyRun, NoiseRun, SttScore, percent
 from saraikit.quality.transcribe import DECODING_TEXT, SttSystem
 from saraikit.quality.tts_eval import LEVEL_DBFS, MOS_LABEL, Voice, mos_summary
-from saraikit.report.kpi import history, record_kpi
+from saraikit.report.kpi import SEED_CLAIMS, history, record_kpi
 
-__all__ = ["recommended_int8", "record_accuracy", "record_noise", "record_tts"]
+__all__ = ["QUALITY_KPIS", "kpi_rows_line", "recommended_int8", "record_accuracy", "record_noise", "record_tts"]
+
+QUALITY_KPIS = ("wer", "cer", "tts_intelligibility_wer", "predicted_mos")
 
 
 def recommended_int8(store: ResultsStore, target: str, model: str = "whisper-base") -> list[str]:
@@ -114,3 +119,12 @@ def record_tts(store: ResultsStore, run_id: str, voices: Sequence[Voice], trips:
             rows.append({"voice": voice.label, "kpi": "predicted_mos", "trial_id": trial, "kpi_id": kpi_id})
     return pd.DataFrame(rows)
 
+
+
+def kpi_rows_line(store: ResultsStore, target: str, run_id: str, kpis: Sequence[str] = QUALITY_KPIS) -> str:
+    """A conclusion line: the quality KPI rows ``run_id`` wrote, per KPI, and the seeds' claims for comparison."""
+    rows = history(store, target)
+    written = rows[(rows["run_id"] == run_id) & rows["kpi"].isin(kpis)]
+    counts = ", ".join(f"{k}: {v}" for k, v in written["kpi"].value_counts().items())
+    claims = "; ".join(c["source"] for c in SEED_CLAIMS if c["kpi"] in kpis)
+    return f"- {len(written)} KPI rows written ({counts}); seed claims for comparison: {claims}."

@@ -5,5 +5,7 @@ model), ``graph`` (facts read from an ONNX graph), ``staging`` (safe file
 writes, ORT log capture), ``run`` (pre-processing and quantizing),
 ``fidelity`` (outputs against FP32), ``ct2bench`` (CTranslate2's own INT8 as
 the reference for Whisper encoders), ``tasks`` (transcripts and WER of the
-candidates), ``recommend`` (the accept / reject rule and its table rows).
+candidates), ``measure`` (timing and WER of a model's candidates),
+``table`` (the candidate table), ``recommend`` (the accept / reject rule and
+its table rows), ``summary`` (summary table, conclusions, trade-off figure).
 """
