@@ -51,8 +51,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +62,7 @@ import yaml
 
 from saraikit.core import spread, stats
 from saraikit.core.errors import ConfigError
+from saraikit.core.io import atomic_write_yaml
 from saraikit.core.store import Trial, feeds_hash
 from saraikit.engines.ort import OrtConfig
 from saraikit.experiments.bench import DEFAULT_PROCESSES, OnnxBench, bench_onnx, split_plan, trial_key
@@ -382,11 +381,7 @@ def write_best_config(path: Path, model_name: str, config: dict, samples: list[f
                     "p50_ci_ms": [round(summary.p50_ci_low, 4), round(summary.p50_ci_high, 4)]}
     entry = {kind: settings, **evidence, "run_id": run_id, "method": "grid search, isolated trials", "note": note}
     existing[model_name] = entry
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".best_configs.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        yaml.safe_dump(existing, fh, sort_keys=True)
-    os.replace(tmp, path)
+    atomic_write_yaml(path, existing, sort_keys=True)
     return entry
 
 
