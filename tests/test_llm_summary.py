@@ -186,6 +186,12 @@ def test_context_parts_and_lines():
     assert "only 2 prompt length(s) fit" in summary.fit_line(next(short.itertuples()), False, 0.99)
 
 
+def test_plot_threads_one_panel_per_test():
+    fig = summary.plot_threads(thread_comparison(sweep(faster=True)), "title")
+    assert [ax.get_title() for ax in fig.axes] == ["pp512, n=6 per count", "tg128, n=6 per count"]
+    assert len(summary.plot_threads(None, "no thread count finished").axes) == 2
+
+
 def test_plot_context_draws_both_panels():
     frame = context()
     pp, tg = summary.context_parts(frame)

@@ -214,6 +214,21 @@ def thread_line(part: pd.DataFrame) -> str:
             f"(time ratio {best['time_ratio']:.3f}, {ci}, n={best['n']} each).")
 
 
+def plot_threads(thread_table: pd.DataFrame | None, title: str):
+    """Mean ± std tokens/s against thread count, one panel per test (empty panels when nothing finished)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    parts = [] if thread_table is None else thread_table.groupby("kind", sort=False)
+    for ax, (_, part) in zip(axes, parts):
+        ax.errorbar(part["n_threads"], part["tokens_per_s_mean"], yerr=part["tokens_per_s_std"], marker="o",
+                    capsize=4)
+        ax.set(xticks=part["n_threads"], xlabel="threads (n_threads = n_threads_batch)",
+               ylabel="tokens/s (mean ± std)", title=f"{part['test'].iloc[0]}, n={part['n'].iloc[0]} per count")
+        ax.set_ylim(bottom=0)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------
 # 6. context scaling
 
