@@ -55,12 +55,11 @@ def record_llm(store: ResultsStore, run_id: str, model: ResolvedGguf, measured: 
                       model_name=model.name, model_sha256=model.sha256, provenance="measured",
                       source_trials=[trials.load])]
     ttft = stats.summarize(answers["ttft_ms"])
-    threads = bench[0].n_threads if bench else config.n_threads
     ids.append(record_kpi(store, run_id, "llm_ttft_p50_ms", ttft.p50, n=ttft.n, ci=(ttft.p50_ci_low, ttft.p50_ci_high),
                           dataset="prompts en+es", model_name=model.name, model_sha256=model.sha256,
                           provenance="measured",
                           method=f"{answers['prompt_kind'].iloc[0]} prompts, fresh context per run, greedy, "
-                                 f"{threads} threads, n_ctx={config.n_ctx}, bootstrap CI of the median",
+                                 f"{config.n_threads} threads, n_ctx={config.n_ctx}, bootstrap CI of the median",
                           source_trials=[trials.prompts], samples=answers["ttft_ms"].tolist()))
     for result in bench:
         ids.append(record_kpi(store, run_id, BENCH_KPIS[result.test], result.mean_tokens_per_s, n=result.n,

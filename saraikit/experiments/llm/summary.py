@@ -354,10 +354,9 @@ def bench_summary_line(bench: list[Throughput]) -> str:
 
 def conclusion_lines(run: LlmRun, caveat: ContentionCaveat, linear_r2: float) -> list[str]:
     """The notebook's conclusions, each contaminated measurement with its caveat."""
-    threads = run.bench[0].n_threads if run.bench else caveat.threads
     watched = run.contention
     lines = [model_line(run), load_summary_line(run.measured),
-             ttft_line(run.answers, threads) + caveat.text(watched["prompts"]),
+             ttft_line(run.answers, run.measured.config.n_threads) + caveat.text(watched["prompts"]),
              bench_summary_line(run.bench) + caveat.text(watched["bench"])]
     if run.thread_table is not None:
         lines += [thread_line(part) for _, part in run.thread_table.groupby("kind", sort=False)]
