@@ -6,6 +6,7 @@
 - ``sweeps``      thread-count and context-size sweeps, each configuration in a fresh process
 - ``records``     results-store trials for all of the above
 - ``analysis``    the figures the conclusions use: throughput table, best thread count, prompt-length fit
+- ``summary``     notebook 04's sentences (markdown lines) and context plot, computed from the objects above
 
 Prompts live in ``saraikit.data.prompts``, memory accounting in
 ``saraikit.core.memory``, llama.cpp's perf counters and a clean context in
