@@ -121,7 +121,7 @@ def test_quality_budget_and_recommend_reject_bad_input():
         QualityBudget(min_cosine=1.5)
     with pytest.raises(ConfigError, match="max_wer_increase_pp"):
         QualityBudget(max_wer_increase_pp=None)
-    with pytest.raises(ConfigError, match="unknown key"):
+    with pytest.raises(ConfigError, match="unknown QualityBudget keys"):
         QualityBudget.from_dict({"max_wer": 1})
     table = decision_table()
     with pytest.raises(DataError, match="lacks column"):

@@ -30,7 +30,6 @@ Decisions
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -39,11 +38,12 @@ import numpy as np
 import pandas as pd
 
 from saraikit.core import stats
+from saraikit.core.config import StrictConfig
 from saraikit.core.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
-class QualityBudget:
+class QualityBudget(StrictConfig):
     """How much quality an INT8 variant may lose against FP32; a None threshold is not applied."""
 
     max_wer_increase_pp: float = 1.0  # WER(variant) - WER(FP32), percentage points, on every dataset
@@ -60,13 +60,6 @@ class QualityBudget:
         if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:
             raise ConfigError(f"QualityBudget.min_cosine: expected a value in [-1, 1], got {self.min_cosine!r}")
 
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "QualityBudget":
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - valid)
-        if unknown:
-            raise ConfigError(f"QualityBudget: unknown key(s) {unknown}; valid keys: {', '.join(sorted(valid))}")
-        return cls(**values)
 
 
 @dataclass

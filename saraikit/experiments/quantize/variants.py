@@ -49,6 +49,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from saraikit.core.config import StrictConfig
 from saraikit.core.errors import ConfigError
 
 METHODS = ("dynamic", "static")
@@ -97,7 +98,7 @@ def _names(owner: str, key: str, value: Any) -> tuple[str, ...] | None:
 
 
 @dataclass(frozen=True)
-class Variant:
+class Variant(StrictConfig):
     """One quantization recipe. ``None`` fields take the method's default.
 
     ``activation_type``: dynamic is always QUInt8; static defaults to QInt8.
@@ -175,13 +176,6 @@ class Variant:
             )
         return dict(self.extra_options)
 
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "Variant":
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - valid)
-        if unknown:
-            raise ConfigError(f"Variant: unknown key(s) {unknown}; valid keys: {', '.join(sorted(valid))}")
-        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
