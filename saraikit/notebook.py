@@ -7,10 +7,11 @@ the notebook's mode), applies quick-mode sizes, and sets display options.
 
 Decisions:
 - Quick-mode sizes live in one place, ``params/quick.yaml`` (top-level keys:
-  notebook names or ``all``). With ``quick = True`` they replace the
-  notebook's parameters, whether the notebook runs in the workbook or in
-  JupyterLab; a key that is not one of the notebook's parameters is an error
-  naming the file and the key, so a typo cannot silently keep a full-size run.
+  notebook names or ``all``). In a batch run the workbook injects them as
+  parameters, below the target's own parameter file (so a value set there
+  wins); in JupyterLab, ``quick = True`` makes :func:`setup` apply them. A
+  key that is not one of the notebook's parameters is an error naming the
+  file and the key, so a typo cannot silently keep a full-size run.
 - The run's mode (``full`` / ``quick``) is stored with every trial and KPI
   row (see :mod:`saraikit.core.store`), so a smoke run never stands in for a
   full run.
@@ -18,16 +19,17 @@ Decisions:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import seaborn as sns
-import yaml
 
 from saraikit.core import hardware, paths
 from saraikit.core.errors import ConfigError
 from saraikit.core.store import ResultsStore
+from saraikit.report.workbook import quick_file, quick_values
 
 
 @dataclass
@@ -51,19 +53,10 @@ class Session:
                 f"mode {self.mode}")
 
 
-def quick_file() -> Path:
-    return paths.project_root() / "params" / "quick.yaml"
-
-
 def quick_overrides(notebook: str, namespace: dict, path: Path | None = None) -> dict:
-    """The quick-mode values for ``notebook`` from ``params/quick.yaml``, checked against its parameters."""
+    """:func:`quick_values`, checked against the notebook's parameters (``namespace``)."""
     path = path or quick_file()
-    if not path.exists():
-        return {}
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of notebook name -> parameters")
-    values = {**(data.get("all") or {}), **(data.get(notebook) or {})}
+    values = quick_values(notebook, path)
     unknown = sorted(k for k in values if k not in namespace)
     if unknown:
         raise ConfigError(f"{path}: {notebook}: unknown parameter(s) {unknown}; the notebook's parameters cell "
@@ -74,7 +67,7 @@ def quick_overrides(notebook: str, namespace: dict, path: Path | None = None) ->
 def setup(namespace: dict, notebook: str) -> Session:
     """Apply quick sizes to ``namespace`` (the notebook's globals) and return the run's session."""
     quick = bool(namespace.get("quick", False))
-    if quick:
+    if quick and os.environ.get("SARAIKIT_BATCH") != "1":  # the workbook has injected them already
         namespace.update(quick_overrides(notebook, namespace))
     mode = "quick" if quick else "full"
     store = ResultsStore()

@@ -96,3 +96,48 @@ def test_papermill_infers_every_parameter():
         assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign) for t in node.targets}
         inferred = set(papermill.inspect_notebook(str(path)))
         assert inferred == assigned, f"{path.name}: papermill cannot parse {sorted(assigned - inferred)}"
+
+
+@pytest.mark.integration
+def test_a_report_that_fails_the_browser_check_fails_the_workbook(tmp_path, monkeypatch):
+    from saraikit import cli
+    from saraikit.report import browsercheck
+
+    if not browsercheck.chromium_available():
+        pytest.skip("Chromium missing: ./run.sh installs chromium and chromium-driver")
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    write(folder / "01_broken_image.ipynb", [
+        ("params", "target = None\nrun_id = None\nquick = False"),
+        ("code", "from IPython.display import HTML\nHTML('<p>' + 'A report with a broken figure. ' * 20 + '</p>'"
+                 " '<img src=\"data:image/png;base64,AAAAAAAA\">')")])
+    monkeypatch.setenv("SARAIKIT_NOTEBOOKS", str(folder))
+    monkeypatch.setenv("SARAIKIT_OUTPUTS", str(tmp_path / "outputs"))
+    result = workbook.run_workbook(target="t", progress=False)
+    assert [nb.status for nb in result.notebooks] == ["ok"]  # the notebook ran, but its report is broken
+    assert not result.ok and any("images did not decode" in p for p in result.browser_problems)
+    assert "browser check:" in result.table()
+    assert cli.main(["workbook", "--target", "t"]) == 1  # the command's exit code says so
+
+
+def test_quick_sizes_come_from_one_file_and_the_target_file_wins(scratch, monkeypatch):
+    from saraikit import notebook
+    from saraikit.report.workbook import quick_values
+
+    quick_file = scratch / "quick.yaml"
+    quick_file.write_text("all: {greeting: quick-all}\n01_ok: {greeting: quick-01}\n")
+    monkeypatch.setattr(workbook, "quick_file", lambda: quick_file)
+    assert quick_values("01_ok") == {"greeting": "quick-01"} and quick_values("03_after") == {"greeting": "quick-all"}
+    result = workbook.run_workbook(target="q", quick=True, only=["01"], progress=False)
+    printed = "".join(o.get("text", "") for c in nbformat.read(result.notebooks[0].executed, as_version=4).cells
+                      for o in c.get("outputs", []))
+    assert "quick-01 q True" in printed  # the quick size reached the notebook
+    params = scratch / "p.yaml"
+    params.write_text("01_ok: {greeting: from-target-file}\n")
+    result = workbook.run_workbook(target="q", quick=True, only=["01"], params_file=params, progress=False)
+    printed = "".join(o.get("text", "") for c in nbformat.read(result.notebooks[0].executed, as_version=4).cells
+                      for o in c.get("outputs", []))
+    assert "from-target-file q True" in printed  # the target's own file wins over quick sizes
+    with pytest.raises(ConfigError, match="unknown parameter\\(s\\) \\['greting'\\]"):
+        quick_file.write_text("01_ok: {greting: typo}\n")
+        notebook.quick_overrides("01_ok", {"greeting": "hi", "quick": True}, quick_file)

@@ -210,14 +210,21 @@ def _paired_row(baseline: WerReport, candidate: WerReport) -> dict:
             "significant": diff.significant, "identical_transcripts": identical}
 
 
+def _supported_sets(systems, sets: dict) -> list:
+    """(system, {set name: utterances}) for every system and the non-empty sets in a language it supports."""
+    pairs = []
+    for system in systems:
+        wanted = {name: items for name, items in sets.items() if items and system.supports(items[0].language)}
+        if wanted:
+            pairs.append((system, wanted))
+    return pairs
+
+
 def run_accuracy(systems: Sequence[SttSystem], sets: dict[str, list[Utterance]], cpu_threads: int = 2,
                  n_boot: int = 2000) -> AccuracyRun:
     """Transcribe every dataset in ``sets`` with every system that supports its language; one model loaded at a time."""
     scores = {}
-    for system in systems:
-        wanted = {name: items for name, items in sets.items() if items and system.supports(items[0].language)}
-        if not wanted:
-            continue
+    for system, wanted in _supported_sets(systems, sets):
         transcriber = Transcriber(system, cpu_threads)
         for name, items in wanted.items():
             scores[(system.label, name)] = score(transcribe_all(transcriber, items, f"{system.label} {name}"),
@@ -303,10 +310,7 @@ def noise_sweeps(systems: Sequence[SttSystem], sets: dict[str, list[Utterance]],
     set (``snr_db`` = inf, noise "clean") from transcripts already made.
     """
     rows, frames, scores = [], [], {}
-    for system in systems:
-        wanted = {name: items for name, items in sets.items() if items and system.supports(items[0].language)}
-        if not wanted:
-            continue
+    for system, wanted in _supported_sets(systems, sets):
         transcriber = transcriber_factory(system, cpu_threads)
         for name, items in wanted.items():
             conditions = [(noise, float(snr)) for noise in noises for snr in snrs]

@@ -100,6 +100,21 @@ def load_params(target: str, params_file: str | Path | None = None) -> dict[str,
     return data
 
 
+def quick_file() -> Path:
+    return paths.project_root() / "params" / "quick.yaml"
+
+
+def quick_values(notebook: str, path: Path | None = None) -> dict:
+    """The quick-mode values for ``notebook`` from ``params/quick.yaml`` (``all`` first, then the notebook's)."""
+    path = path or quick_file()
+    if not path.exists():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of notebook name -> parameters")
+    return {**(data.get("all") or {}), **(data.get(notebook) or {})}
+
+
 def select(only: list[str] | None) -> list[Path]:
     notebooks = available_notebooks()
     if not only:
@@ -179,7 +194,8 @@ def run_workbook(target: str | None = None, quick: bool = False, only: list[str]
         bar = tqdm(notebooks, desc="workbook", unit="notebook", disable=not progress)
         for notebook in bar:
             bar.set_postfix_str(notebook.stem)
-            parameters = {**params.get("all", {}), **params.get(notebook.stem, {}),
+            quick_sizes = quick_values(notebook.stem) if quick else {}
+            parameters = {**quick_sizes, **params.get("all", {}), **params.get(notebook.stem, {}),
                           "target": target, "run_id": run_id, "quick": quick}
             log.info("running %s with %s", notebook.name, json.dumps(parameters, default=str))
             nb_run = execute(notebook, out_dir / notebook.name, parameters)
