@@ -42,6 +42,9 @@ handle three pitfalls of llama-cpp-python 0.3.x:
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -102,10 +105,15 @@ def build_llama(model_path: str | Path, config: LlamaConfig | None = None):
 
     # None means "llama-cpp-python's default": leave those out rather than pass None.
     options = {name: value for name, value in config.to_dict().items() if value is not None}
+    # llama-cpp-python maps llama.cpp's warnings to ERROR and prints them to sys.stderr even when not
+    # verbose; keep them out of reports, and put them in the error message when loading fails.
+    log = io.StringIO()
     try:
-        return Llama(model_path=str(path), n_gpu_layers=0, **options)
+        with contextlib.redirect_stderr(log) if not config.verbose else contextlib.nullcontext():
+            return Llama(model_path=str(path), n_gpu_layers=0, **options)
     except ValueError as error:  # llama-cpp-python reports load failures as ValueError
-        raise ModelError(f"llama.cpp could not load {path}: {error}") from error
+        detail = f" (llama.cpp said: {log.getvalue().strip()[-500:]})" if log.getvalue().strip() else ""
+        raise ModelError(f"llama.cpp could not load {path}: {error}{detail}") from error
 
 
 def read_back_llama_options(llm) -> dict[str, Any]:

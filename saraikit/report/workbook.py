@@ -149,8 +149,11 @@ def execute(notebook: Path, out_path: Path, parameters: dict) -> NotebookRun:
     start = time.perf_counter()
     status, error = "ok", None
     try:
+        # capture_fd_output=False: what C libraries and worker processes write to the kernel's file
+        # descriptors (llama.cpp logs, progress of spawned trials) goes to the terminal, not into the report.
         papermill.execute_notebook(str(notebook), str(out_path), parameters=parameters,
-                                   cwd=str(notebook.parent), progress_bar=False, kernel_name="python3")
+                                   cwd=str(notebook.parent), progress_bar=False, kernel_name="python3",
+                                   extra_arguments=["--IPKernelApp.capture_fd_output=False"])
     except Exception as exc:  # noqa: BLE001 - a failed notebook is reported, the others go on
         status = "failed"
         error = f"{type(exc).__name__}: {exc}"
