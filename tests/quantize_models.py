@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from saraikit.experiments.quantize.variants import PIPER_DETERMINISTIC_SCALES
+from saraikit.engines.quant_variants import PIPER_DETERMINISTIC_SCALES
 
 
 def conv_matmul_model(path):

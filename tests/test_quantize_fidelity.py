@@ -9,7 +9,7 @@ from saraikit.core.errors import ConfigError, DataError
 from saraikit.experiments.quantize.fidelity import compare_many, compare_outputs, fidelity, fidelity_figures
 from saraikit.experiments.quantize.recommend import candidates
 from saraikit.experiments.quantize.run import quantize, quantize_all
-from saraikit.experiments.quantize.variants import Variant, variants_by_name
+from saraikit.engines.quant_variants import Variant, variants_by_name
 
 from helpers import tiny_matmul_model
 from quantize_models import matmul_feeds

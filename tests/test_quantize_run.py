@@ -10,7 +10,7 @@ from saraikit.core.errors import ConfigError, ModelError
 from saraikit.experiments.quantize.calibration import CalibrationReader
 from saraikit.experiments.quantize.fidelity import compare_outputs
 from saraikit.experiments.quantize.run import ROW_COLUMNS, preprocess, quantize, quantize_all
-from saraikit.experiments.quantize.variants import PIPER_LENGTH_PATH, Variant
+from saraikit.engines.quant_variants import PIPER_LENGTH_PATH, Variant
 
 from helpers import tiny_matmul_model
 from quantize_models import add_relu_model, conv_matmul_model, files_in, matmul_feeds, piper_feeds

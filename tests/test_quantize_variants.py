@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from saraikit.core.errors import ConfigError
-from saraikit.experiments.quantize.variants import PIPER_LENGTH_PATH, Variant, standard_variants, variants_by_name
+from saraikit.engines.quant_variants import PIPER_LENGTH_PATH, Variant, standard_variants, variants_by_name
 
 from quantize_models import piper_feeds
 

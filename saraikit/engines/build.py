@@ -6,7 +6,9 @@ Decisions:
   :func:`saraikit.models.catalog.resolve_model`), an optional ``engine`` (the
   first engine listed for the kind is the default) and ``settings``.
 - ``settings`` is split between the engine config (OrtConfig,
-  Ct2WhisperConfig, LlamaConfig) and the stage's own ``SETTINGS``; a key that
+  Ct2WhisperConfig, LlamaConfig; the ``whisper-onnx`` STT takes both
+  OrtConfig keys for its encoder and Ct2WhisperConfig keys for its decoder,
+  whose names do not overlap) and the stage's own ``SETTINGS``; a key that
   is neither is a ConfigError listing the valid ones, so a typo in a stack
   file is caught before anything is loaded.
 - The stage is named after the stack's ``model`` entry.
@@ -26,12 +28,19 @@ from saraikit.engines.piper import PiperTTS
 from saraikit.engines.stage import Stage
 from saraikit.engines.vad import SileroVAD
 from saraikit.engines.whisper import FasterWhisperSTT
+from saraikit.engines.whisper_trim import TrimmedWhisperSTT
 from saraikit.models.catalog import resolve_model
+
+
+def _config_keys(config_cls) -> set[str]:
+    """Field names of an engine config class, of a tuple of them (their fields must not overlap), or of None."""
+    classes = config_cls if isinstance(config_cls, tuple) else (config_cls,) if config_cls else ()
+    return {f.name for cls in classes for f in fields(cls)}
 
 
 def _split_settings(settings: dict, config_cls, stage_cls, where: str) -> tuple[dict, dict]:
     """Settings -> (engine config values, stage constructor options); unknown keys are a ConfigError."""
-    config_keys = {f.name for f in fields(config_cls)} if config_cls else set()
+    config_keys = _config_keys(config_cls)
     unknown = set(settings) - config_keys - set(stage_cls.SETTINGS)
     if unknown:
         raise ConfigError(
@@ -52,6 +61,16 @@ def _build_whisper(spec, config, options):
     return FasterWhisperSTT(resolve_model(spec["model"]).path, Ct2WhisperConfig.from_dict(config), **options)
 
 
+def _build_trimmed_whisper(spec, config, options):
+    """Encoder session options (OrtConfig) and decoder options (Ct2WhisperConfig) share the flat ``settings``."""
+    if spec.get("language"):
+        options.setdefault("language", spec["language"])
+    ort = {k: v for k, v in config.items() if k in _config_keys(OrtConfig)}
+    ct2 = {k: v for k, v in config.items() if k not in ort}
+    return TrimmedWhisperSTT(resolve_model(spec["model"]).path, OrtConfig.from_dict(ort),
+                             Ct2WhisperConfig.from_dict(ct2), **options)
+
+
 def _build_llama(spec, config, options):
     return LlamaLLM(resolve_model(spec["model"]).path, LlamaConfig.from_dict(config), **options)
 
@@ -68,7 +87,10 @@ def _build_espeak(spec, config, options):
 # kind -> engine -> (stage class, its engine config class or None, builder); the first engine is the default.
 BUILDERS: dict[str, dict[str, tuple]] = {
     "vad": {"onnxruntime": (SileroVAD, OrtConfig, _build_silero)},
-    "stt": {"ctranslate2": (FasterWhisperSTT, Ct2WhisperConfig, _build_whisper)},
+    "stt": {
+        "ctranslate2": (FasterWhisperSTT, Ct2WhisperConfig, _build_whisper),
+        "whisper-onnx": (TrimmedWhisperSTT, (OrtConfig, Ct2WhisperConfig), _build_trimmed_whisper),
+    },
     "llm": {"llama.cpp": (LlamaLLM, LlamaConfig, _build_llama)},
     "tts": {
         "onnxruntime": (PiperTTS, OrtConfig, _build_piper),

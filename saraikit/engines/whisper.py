@@ -8,6 +8,10 @@ Decisions:
 - Silent (peak below ``saraikit.data.audio.SILENCE_DBFS``) or empty audio
   skips the model and gives an empty :class:`Transcript` with ``reason``:
   Whisper is known to invent text for silence.
+- :class:`Transcript` ``status`` says whether the text can be used: "ok",
+  "empty" (``reason`` says why) or "looped" (a decoder loop, reported by
+  :mod:`saraikit.engines.whisper_trim`; the text is kept for inspection).
+  It was added after ``reason``, with a default, so older callers still work.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ class Transcript:
     language: str | None
     language_probability: float | None
     segments: list[TranscriptSegment]
-    reason: str | None = None  # why text is empty, when it is
+    reason: str | None = None  # why text is empty, when it is (or why status is not "ok")
+    status: str = "ok"  # "ok" | "empty" (no text; see reason) | "looped" (a decoder loop; text kept, not to be trusted)
 
 
 class FasterWhisperSTT(Stage):
@@ -91,7 +96,8 @@ class FasterWhisperSTT(Stage):
     def _join(self, parts, meta):
         text = " ".join(part.text for part in parts if part.text)
         reason = meta.get("reason") or (None if text else "the model produced no text")
-        return Transcript(text, meta.get("language"), meta.get("language_probability"), list(parts), reason)
+        return Transcript(text, meta.get("language"), meta.get("language_probability"), list(parts), reason,
+                          "ok" if text else "empty")
 
     def warmup_input(self):
         return warmup_noise(1.0, -40)

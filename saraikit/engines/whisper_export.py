@@ -288,7 +288,7 @@ def build_encoder_model(spec: EncoderSpec, weights: dict, opset: int = MIN_OPSET
     return model
 
 
-def _write_shared(path: Path, write) -> None:
+def write_shared(path: Path, write) -> None:
     """``write(temp_path)`` through ``core.io.atomic_path``, readable by everyone sharing the models folder."""
     with atomic_path(path) as temp:
         os.chmod(temp, 0o644)  # mkstemp makes 0600; the models folder is shared
@@ -310,7 +310,7 @@ def export_encoder(ct2_dir: str | Path, out_path: str | Path, opset: int = MIN_O
         except onnx.checker.ValidationError as error:
             raise ModelError(f"{out_path}: the built encoder graph is invalid: {error}") from error
 
-    _write_shared(out_path, write)
+    write_shared(out_path, write)
     return out_path
 
 
@@ -318,19 +318,31 @@ def default_export(model_name: str, models_dir: str | Path | None = None) -> Pat
     """``models/<model_name>-encoder-onnx/<model_name>-encoder.onnx`` (+ ``.json`` sidecar), exported only when missing
     or older than the model's ``model.bin``."""
     root = Path(models_dir) if models_dir is not None else paths.models_dir()
-    ct2_dir = catalog.model_path(model_name, root)
+    return export_beside(catalog.model_path(model_name, root))
+
+
+def export_path(ct2_dir: str | Path) -> Path:
+    """Where :func:`export_beside` puts the encoder of ``ct2_dir``: ``<parent>/<name>-encoder-onnx/<name>-encoder.onnx``."""
+    folder = Path(ct2_dir)
+    return folder.parent / f"{folder.name}-encoder-onnx" / f"{folder.name}-encoder.onnx"
+
+
+def export_beside(ct2_dir: str | Path) -> Path:
+    """The FP32 encoder of the CTranslate2 Whisper folder ``ct2_dir`` at :func:`export_path` (+ ``.json`` sidecar),
+    exported only when missing or older than its ``model.bin``."""
+    ct2_dir = Path(ct2_dir)
     model_bin = ct2_dir / "model.bin"
     if not model_bin.is_file():
-        raise ModelError(f"{ct2_dir}: model {model_name!r} is not a CTranslate2 folder with model.bin")
-    out_path = root / f"{model_name}-encoder-onnx" / f"{model_name}-encoder.onnx"
+        raise ModelError(f"{ct2_dir}: model {ct2_dir.name!r} is not a CTranslate2 folder with model.bin")
+    out_path = export_path(ct2_dir)
     sidecar = out_path.with_suffix(".json")
     source_mtime = model_bin.stat().st_mtime
     if all(p.is_file() and p.stat().st_mtime >= source_mtime for p in (out_path, sidecar)):
         return out_path
     export_encoder(ct2_dir, out_path)
     spec = encoder_spec(ct2_dir)
-    info = {"source_model": model_name, "source_sha256": catalog.sha256_file(model_bin),
+    info = {"source_model": ct2_dir.name, "source_sha256": catalog.sha256_file(model_bin),
             "d_model": spec.d_model, "layers": spec.layers, "heads": spec.heads, "n_mels": spec.n_mels,
             "opset": MIN_OPSET, "input": INPUT_NAME, "output": OUTPUT_NAME}
-    _write_shared(sidecar, lambda temp: temp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8"))
+    write_shared(sidecar, lambda temp: temp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8"))
     return out_path

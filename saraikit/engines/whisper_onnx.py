@@ -75,10 +75,14 @@ def _checked_samples(audio) -> np.ndarray:
     return samples.astype(np.float32, copy=False)
 
 
+def content_frames(audio, n_mels: int = 80) -> np.ndarray:
+    """Log-mel features [n_mels, frames] of the audio itself: faster-whisper's frames, the last one dropped, unpadded."""
+    return _feature_extractor(n_mels)(_checked_samples(audio))[:, :-1]
+
+
 def feature_frames(audio, n_mels: int = 80) -> np.ndarray:
     """Log-mel features [n_mels, k * 3000] of 16 kHz audio, zero-padded to whole 30 s windows (faster-whisper's way)."""
-    samples = _checked_samples(audio)
-    features = _feature_extractor(n_mels)(samples)[:, :-1]  # faster-whisper's content frames
+    features = content_frames(audio, n_mels)
     windows = max(1, math.ceil(features.shape[1] / WINDOW_FRAMES))
     padded = np.zeros((n_mels, windows * WINDOW_FRAMES), dtype=np.float32)
     padded[:, :features.shape[1]] = features
@@ -192,7 +196,18 @@ class OnnxEncoderWhisper:
         batch = _as_batch(features, self.n_mels)
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
 
-    def _checked_language(self, language: str | None) -> str | None:
+    def encode_window(self, features: np.ndarray) -> np.ndarray:
+        """Encoder output [batch, frames / 2, d_model] of a window [batch, n_mels, frames] of any even length up
+        to 3000 (a window trimmed to the utterance; :mod:`saraikit.engines.whisper_trim`)."""
+        batch = np.ascontiguousarray(features, dtype=np.float32)
+        frames = batch.shape[-1] if batch.ndim == 3 else None
+        if batch.ndim != 3 or batch.shape[1] != self.n_mels or not frames or frames % 2 or frames > WINDOW_FRAMES:
+            raise DataError(f"Whisper encoder window: expected shape [batch, {self.n_mels}, frames] with frames even "
+                            f"and 2..{WINDOW_FRAMES}, got {list(batch.shape)}")
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+
+    def checked_language(self, language: str | None) -> str | None:
+        """``language`` checked against this model ("en" for English-only ones); None = detect."""
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
         if not self.multilingual:
@@ -203,7 +218,8 @@ class OnnxEncoderWhisper:
             raise ConfigError(f"unknown Whisper language code {language!r}; valid codes: {', '.join(_LANGUAGE_CODES)}")
         return language
 
-    def _tokenizer(self, language: str):
+    def tokenizer(self, language: str):
+        """faster-whisper's tokenizer for transcribing ``language`` (English-only models: none needed)."""
         from faster_whisper.tokenizer import Tokenizer
 
         if self.multilingual:
@@ -219,7 +235,7 @@ class OnnxEncoderWhisper:
 
         if not isinstance(beam_size, int) or beam_size < 1:
             raise ConfigError(f"OnnxEncoderWhisper.transcribe: beam_size must be an int >= 1, got {beam_size!r}")
-        language = self._checked_language(language)
+        language = self.checked_language(language)
         probability = None
         start = time.perf_counter()
         features = feature_frames(audio, self.n_mels)
@@ -234,7 +250,7 @@ class OnnxEncoderWhisper:
             if language is None:
                 token, probability = self.whisper.detect_language(encoder_output)[0][0]
                 language = token[2:-2]  # "<|es|>" -> "es"
-            tokenizer = self._tokenizer(language)
+            tokenizer = self.tokenizer(language)
             prompt = list(tokenizer.sot_sequence) + [tokenizer.no_timestamps]
             result = self.whisper.generate(encoder_output, [prompt], beam_size=beam_size,
                                            max_length=MAX_DECODE_LENGTH)[0]

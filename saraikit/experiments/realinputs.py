@@ -38,7 +38,7 @@ Decisions
 - Piper feeds use the voice's own front end (``PiperTTS.phoneme_ids``, i.e.
   piper's espeak phonemizer and id map), one sentence per feed. The default
   scales are
-  :data:`saraikit.experiments.quantize.variants.PIPER_DETERMINISTIC_SCALES`
+  :data:`saraikit.engines.quant_variants.PIPER_DETERMINISTIC_SCALES`
   ``[0, 1, 0]`` (noise_scale, length_scale, noise_w): with noise the voice
   draws random numbers and two FP32 runs differ, so fidelity against FP32
   would measure the noise. ``noise=True`` gives the voice's configured scales (what the
@@ -62,7 +62,7 @@ from saraikit.data.datasets import Clip
 from saraikit.engines.piper import PiperTTS
 from saraikit.engines.whisper_export import INPUT_NAME
 from saraikit.engines.whisper_onnx import WINDOW_FRAMES, feature_frames
-from saraikit.experiments.quantize.variants import PIPER_DETERMINISTIC_SCALES
+from saraikit.engines.quant_variants import PIPER_DETERMINISTIC_SCALES
 from saraikit.models import catalog
 
 SPLITS = ("calibration", "evaluation")

@@ -22,7 +22,7 @@ import pandas as pd
 from saraikit.core.store import Figure, ResultsStore, Trial
 from saraikit.experiments.quantize.fidelity import OutputComparison, fidelity_figures
 from saraikit.experiments.quantize.recommend import QualityBudget, Recommendation
-from saraikit.experiments.quantize.variants import named_variants
+from saraikit.engines.quant_variants import named_variants
 from saraikit.models.catalog import sha256_file
 from saraikit.report.kpi import record_kpi
 

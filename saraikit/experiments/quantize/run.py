@@ -43,8 +43,7 @@ import pandas as pd
 
 from saraikit.core.errors import ConfigError
 from saraikit.core.progress import progress as progress_bar
-from saraikit.experiments.quantize.calibration import CalibrationReader, check_feeds
-from saraikit.experiments.quantize.graph import (
+from saraikit.engines.quant_graph import (
     already_quantized,
     check_model,
     excluded_nodes,
@@ -55,8 +54,9 @@ from saraikit.experiments.quantize.graph import (
     op_histogram,
     quantizable_nodes,
 )
+from saraikit.engines.quant_variants import Variant, ort_arguments
+from saraikit.experiments.quantize.calibration import CalibrationReader, check_feeds
 from saraikit.experiments.quantize.staging import Staging, captured_logs, summarize_logs
-from saraikit.experiments.quantize.variants import HISTOGRAM_CALIBRATIONS, Variant
 from saraikit.models.inspect import inspect_model
 from saraikit.models.onnx_file import is_quant_op
 
@@ -266,16 +266,7 @@ def _reader_for(source: Path, variant: Variant, calibration) -> CalibrationReade
 def _run_ort(source: Path, output: Path, variant: Variant, excluded: list[str], reader) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
-    common = dict(
-        model_input=str(source),
-        model_output=str(output),
-        op_types_to_quantize=list(variant.op_types_to_quantize or []),
-        per_channel=variant.per_channel,
-        reduce_range=variant.reduce_range,
-        weight_type=QuantType[variant.weight_type],
-        nodes_to_exclude=list(excluded),
-        extra_options=_ort_extra_options(variant),
-    )
+    common = ort_arguments(variant, excluded, source, output)
     if variant.method == "dynamic":
         quantize_dynamic(**common)
     else:
@@ -286,15 +277,6 @@ def _run_ort(source: Path, output: Path, variant: Variant, excluded: list[str], 
             calibrate_method=CalibrationMethod[variant.calibration],
             **common,
         )
-
-
-def _ort_extra_options(variant: Variant) -> dict:
-    options = dict(variant.extra_options)  # a copy: ORT adds keys to the dict it is given
-    if variant.calibration in HISTOGRAM_CALIBRATIONS:
-        # One feed per collect call: ORT stacks each call's tensors with np.asarray, which fails when
-        # feeds of different lengths give intermediate tensors of different shapes; histograms merge across calls.
-        options.setdefault("CalibStridedMinMax", 1)
-    return options
 
 
 def _first_line(error: BaseException) -> str:

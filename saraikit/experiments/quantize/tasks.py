@@ -13,7 +13,7 @@ Decisions
 - A Piper variant is judged on its round trip (speak with the variant,
   transcribe with a fixed STT, WER against the sentence), a measure that
   does not care about audio length; the voice speaks with
-  :data:`~saraikit.experiments.quantize.variants.PIPER_DETERMINISTIC_SCALES`.
+  :data:`~saraikit.engines.quant_variants.PIPER_DETERMINISTIC_SCALES`.
 - WER is reported per language, each normalised by its own rules, and each
   candidate is paired with the baseline on the same items.
 """
@@ -31,7 +31,7 @@ from saraikit.engines.ct2 import Ct2WhisperConfig
 from saraikit.engines.piper import PiperTTS
 from saraikit.engines.whisper import FasterWhisperSTT
 from saraikit.engines.whisper_onnx import OnnxEncoderWhisper
-from saraikit.experiments.quantize.variants import PIPER_DETERMINISTIC_SCALES
+from saraikit.engines.quant_variants import PIPER_DETERMINISTIC_SCALES
 from saraikit.quality.transcribe import FASTER_WHISPER_OPTIONS  # the one decoding policy
 from saraikit.quality.wer import paired_wer_difference, wer_report
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import onnx
 
 from saraikit.core.errors import ConfigError, ModelError
-from saraikit.experiments.quantize.variants import Variant
+from saraikit.engines.quant_variants import Variant
 from saraikit.models.inspect import inspect_model
 from saraikit.models.onnx_file import is_quant_op
 
