@@ -27,7 +27,7 @@ def test_stt_tiny_en_transcribes_librivox(stt_tiny, librivox):
     # Observed: "He was not an old-sposed young man." (tiny.en mishears "ill-disposed" at every compute type).
     assert "young man" in words(transcript.text)
     assert transcript.text.startswith("He was not an")
-    assert transcript.language == "en" and transcript.reason is None
+    assert transcript.language == "en" and transcript.reason is None and transcript.status == "ok"
     assert [e.name for e in result.events] == ["start", "prepared", "first_output", "end"]
     assert_well_formed(result, stt_tiny.name)
     assert result.meta["audio_s"] == pytest.approx(2.99, abs=0.01)
@@ -59,5 +59,5 @@ def test_stt_silent_and_empty_audio_give_an_explicit_empty_result(stt_tiny):
                             (np.zeros(0, dtype=np.float32), "empty audio")):
         result = stt_tiny.run(samples)
         assert result.value.text == "" and result.value.segments == []
-        assert reason in result.value.reason
+        assert reason in result.value.reason and result.value.status == "empty"
         assert [e.name for e in result.events] == ["start", "end"]  # the model was not run

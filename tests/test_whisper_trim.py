@@ -23,6 +23,7 @@ from saraikit.engines.whisper_export import INPUT_NAME, OUTPUT_NAME, export_path
 from saraikit.engines.whisper_loops import loop_reason, repeated_unit
 from saraikit.engines.whisper_onnx import agreement, content_frames, feature_frames
 from saraikit.engines.whisper_trim import MIN_TOKEN_CAP, TrimmedWhisperSTT, WindowPlan, _Decoded, token_cap
+from saraikit.models.stack import load_stack
 
 from helpers import tiny_matmul_model
 from model_files import fake_features, make_fake_whisper
@@ -136,11 +137,14 @@ def test_without_fallback_a_loop_is_reported_at_once(fake):
     assert result.meta["looped"] and not result.meta["fell_back"]
 
 
-def test_silence_skips_the_model(fake):
+@pytest.mark.parametrize("samples, reason", [(np.zeros(8000, dtype=np.float32), "silent audio"),
+                                             (np.zeros(0, dtype=np.float32), "empty audio")])
+def test_silent_and_empty_audio_skip_the_model(fake, samples, reason):
     stage, asked = _stub_stage(fake, [])
-    transcript = stage.run(np.zeros(8000, dtype=np.float32)).value
-    assert asked == [] and transcript.text == "" and transcript.status == "empty"
-    assert transcript.reason.startswith("silent audio")
+    result = stage.run(samples)
+    assert asked == [] and result.value.text == "" and result.value.status == "empty"
+    assert result.value.reason.startswith(reason)
+    assert [e.name for e in result.events] == ["start", "end"]
 
 
 # ---------------------------------------------------------------------------
@@ -181,10 +185,14 @@ def test_an_encoder_file_that_is_not_a_whisper_encoder_is_a_model_error_at_build
         TrimmedWhisperSTT(fake, encoder=str(wider_onnx))
 
 
-def test_stack_settings_reach_the_encoder_session_the_decoder_and_the_stage(fake):
-    stage = build_stage("stt", {"model": str(fake), "engine": "whisper-onnx", "language": "en", "settings": {
-        "encoder": "int8", "margin_frames": 64, "min_window_frames": 500, "max_tokens_per_s": 6,
-        "loop_fallback": False, "cpu_threads": 2, "intra_op_num_threads": 1}})
+def test_a_stack_file_with_the_whisper_onnx_engine_builds_the_trimmed_stage(fake, tmp_path):
+    stack_file = tmp_path / "stack.yaml"
+    stack_file.write_text(f"""stages:
+  stt: {{model: {fake}, engine: whisper-onnx, language: en,
+        settings: {{encoder: int8, margin_frames: 64, min_window_frames: 500, max_tokens_per_s: 6,
+                    loop_fallback: false, cpu_threads: 2, intra_op_num_threads: 1}}}}
+""")
+    stage = build_stage("stt", load_stack(stack_file)["stages"]["stt"])
     assert isinstance(stage, TrimmedWhisperSTT) and not stage.loaded
     assert (stage.encoder, stage.plan.margin_frames, stage.plan.min_window_frames) == ("int8", 64, 500)
     assert (stage.max_tokens_per_s, stage.loop_fallback, stage.language) == (6.0, False, "en")

@@ -7,8 +7,10 @@ CTranslate2's own.
 
 Decisions
 ---------
-- Whisper was trained on 3000 frames (30 s), which is what the backend feeds,
-  as faster-whisper does.
+- Whisper was trained on 3000 frames (30 s), which is what ``transcribe``
+  feeds, as faster-whisper does. ``encode_window`` runs any even number of
+  frames up to 3000, for :mod:`saraikit.engines.whisper_trim` (a window
+  trimmed to the utterance).
 - Features follow faster-whisper exactly: ``FeatureExtractor`` (pure numpy)
   on the audio, the last frame dropped, then zero-padded (in log-mel space) to
   3000 frames per 30 s window (``faster_whisper.audio.pad_or_trim``). Audio
