@@ -72,10 +72,11 @@ Decisions
 
 Measured (not in tests; reference machine, 2 cores shared with 3 other
 jobs, so timings are noisy): encode + decode time (events ``prepared`` to
-``end``, language given), median of 3 interleaved runs per clip, one
-process (so no between-process spread: a first look, not a verdict); n = 10 English clips (LibriVox + cards, 1.1-7.1 s) and 10 Spanish
-Asterisk clips (1.1-7.8 s); decoder float32 (CTranslate2's default for
-whisper-base), 2 threads each::
+``end``, language given), median of 3 interleaved runs per clip, all in one
+process (no between-process spread: a first look, not a verdict); n = 10
+English clips (LibriVox + cards, 1.1-7.1 s) and 10 Spanish Asterisk clips
+(1.1-7.8 s); decoder float32 (CTranslate2's default for whisper-base), 2
+threads each; WER normalized (``saraikit.data.textnorm``)::
 
     row            median ms   speed-up vs full (95% CI)   WER    same words as full
     en full             1623   1                           4.3%   10/10
@@ -84,6 +85,12 @@ whisper-base), 2 threads each::
     es full             1322   1                          17.9%   10/10
     es trim fp32         532   2.58 (2.05-2.70)           17.9%    6/10
     es trim int8         431   3.38 (2.49-3.69)           14.9%    6/10
+
+With the decoder at ``compute_type: int8`` (same clips and method, run
+while a test suite of ours shared the cores, so absolute times are higher):
+speed-up 2.53 (2.34-2.97) en / 2.89 (2.42-3.21) es for the defaults and
+3.63 (3.23-3.84) / 3.83 (3.15-4.67) with ``encoder: int8``; WER 3.3% / 19.4%
+against 4.3% / 19.4% for the full window; same words 9/10 en, 4/10 es.
 
 (speed-up: median over clips of full / trimmed per clip, bootstrap CI over
 clips; "trim" = the defaults, "int8" = ``encoder: int8``.) No run fell back
