@@ -104,3 +104,14 @@ def test_late_stt_hears_up_to_the_endpoint_and_saves_nothing(provisioned):
     assert row["status"] == "ok", row
     assert "early_stt_saved_ms" not in row and "early_stt_discarded" not in row
     assert row["stt_input_s"] < len(clip) / 16000 + 0.5  # the extra second of silence is not transcribed
+
+
+def test_a_bad_stage_fails_before_any_worker_starts(provisioned):
+    bad = stack.load_stack()
+    bad["stages"]["stt"] = {**bad["stages"]["stt"], "settings": {"compute_type": "int8", "beam": 2}}
+    with pytest.raises(ConfigError, match="stack: stage 'stt': .*unknown setting.*beam"):
+        pipeline.PipelineRunner(bad)
+    missing = stack.load_stack()
+    missing["stages"]["tts"] = {"model": "no-such-voice", "engine": "onnxruntime"}
+    with pytest.raises(Exception, match="stage 'tts': .*no model named 'no-such-voice'"):
+        pipeline.PipelineRunner(missing)

@@ -71,6 +71,21 @@ from saraikit.models.stack import PIPELINE_OPTIONS, pipeline_options
 SPANISH_TTS = {"model": "espeak-ng", "engine": "espeak-ng", "language": "es"}
 THREAD_KEYS = ("ort_threads", "ct2_threads", "llama_threads")
 ORT_ENGINES = {"onnxruntime", "piper", "kokoro", "moonshine"}  # stages whose threads are ONNX Runtime's
+def preflight(stack: dict, where: str | None = None) -> None:
+    """Build every stage without loading it, in the caller's process.
+
+    An unknown engine or setting, a bad value (a negative margin, Moonshine
+    asked for Spanish) or a model name that does not resolve fails here, with
+    the stack and the stage named, before any worker starts or any model loads.
+    """
+    where = where or f"stack {stack.get('name', '')}".strip()
+    for name, spec in stack["stages"].items():
+        try:
+            build_stage(stage_kind(name), spec)
+        except SaraikitError as exc:
+            raise type(exc)(f"{where}: stage {name!r}: {exc}") from exc
+
+
 def stage_kind(name: str) -> str:
     """A stack's stage name -> its kind: ``stt_es`` -> ``stt``, ``tts`` -> ``tts``."""
     return name.split("_", 1)[0]
@@ -337,6 +352,7 @@ class PipelineRunner:
 
     def __init__(self, stack: dict, max_tokens: int = 48, warmup: int = 1, load_timeout_s: float = 300.0,
                  utterance_timeout_s: float = 120.0):
+        preflight(stack)
         self.stack, self.max_tokens, self.warmup_n = stack, max_tokens, warmup
         self.load_timeout_s, self.utterance_timeout_s = load_timeout_s, utterance_timeout_s
         self.proc = None

@@ -46,10 +46,10 @@ ROW_COLUMNS = ("id", "language", "status", "reason", "transcript", "stt_ms", "ll
 
 def run_rung(candidate: Candidate, base_stack: dict, clips: list, max_tokens: int, timeout_s: float) -> list[dict]:
     """One candidate on ``clips`` in a fresh pipeline worker; one row per utterance, always."""
-    runner = PipelineRunner(candidate.stack(base_stack), max_tokens=max_tokens, utterance_timeout_s=timeout_s)
     try:
+        runner = PipelineRunner(candidate.stack(base_stack), max_tokens=max_tokens, utterance_timeout_s=timeout_s)
         runner.start(warm=True)
-    except SaraikitError as exc:
+    except SaraikitError as exc:  # a bad stage (caught before loading) or a stack that fails to load
         return [{"id": c.id, "language": c.language, "status": "load failed", "reason": str(exc)[:300]} for c in clips]
     try:
         rows = [runner.run(read_audio(c.path), c.language, id=c.id, isolated=False) for c in clips]
