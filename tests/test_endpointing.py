@@ -115,3 +115,22 @@ def test_a_bad_stage_fails_before_any_worker_starts(provisioned):
     missing["stages"]["tts"] = {"model": "no-such-voice", "engine": "onnxruntime"}
     with pytest.raises(Exception, match="stage 'tts': .*no model named 'no-such-voice'"):
         pipeline.PipelineRunner(missing)
+
+
+def test_speak_names_the_missing_best_stack(tmp_path, monkeypatch, capsys):
+    from saraikit import cli
+
+    monkeypatch.setenv("SARAIKIT_OUTPUTS", str(tmp_path))
+    assert cli.main(["speak", CLIP, "--stack", "best", "--target", "box"]) == 2
+    assert "box/best_stack.yaml does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_speak_runs_a_stack_file_on_a_wav(provisioned, tmp_path, capsys):
+    from saraikit import cli
+
+    path = tmp_path / "mine.yaml"
+    path.write_text(__import__("yaml").safe_dump({**stack.load_stack(), "pipeline": {"early_stt": True}}))
+    assert cli.main(["speak", CLIP, "--stack", str(path), "--max-tokens", "8"]) == 0
+    out = capsys.readouterr().out
+    assert ": ok; ttfa_ms" in out and "ill-disposed young man" in out
