@@ -18,7 +18,7 @@ from saraikit.core.errors import ConfigError
 
 STACK_KEYS = {"stages", "links", "name"}
 STAGE_KEYS = {"model", "engine", "settings", "expects", "produces", "has", "language"}
-ENGINES = {"onnxruntime", "ctranslate2", "llama.cpp", "espeak-ng", "piper"}
+ENGINES = {"onnxruntime", "ctranslate2", "llama.cpp", "espeak-ng", "piper", "moonshine"}
 
 
 def load_stack(name_or_path: str | Path = "default") -> dict:
