@@ -38,11 +38,17 @@ Decisions:
   ``tokens`` (generated), ``steps`` (decoder calls), ``token_cap``,
   ``looped``, ``status``, ``encoder_s``, ``decode_s`` (wall time of each
   phase, Python of the loop included).
-- Cost (reference machine, busy): ~30-60 ms per decoder call. The ``.ort``
-  files keep int8 weights that ``Cast`` + ``Mul`` turn into float on every
-  call, and ORT applies no graph optimization to an ``.ort`` file when
-  loading it, so ``graph_optimization_level`` changes nothing measurable;
-  one intra-op thread was faster than two on the busy 2-core machine.
+- Cost (2-core reference machine shared with other jobs, load 5-7; fresh
+  process per configuration, 3 interleaved rounds of 20 clips): the decoder
+  dominates. The ``.ort`` files keep int8 weights that ``Cast`` + ``Mul`` +
+  ``Add`` turn back into float on every call, and ORT applies no graph
+  optimization to an ``.ort`` file when loading it, so nothing folds them:
+  an ORT profile puts about 60% of the decoder's kernel time in that
+  rebuilding (a third of it on the 32768 x 416 output matrix, transposed
+  too) against 15% in ``MatMul``. ``graph_optimization_level`` made no
+  difference beyond the noise; one intra-op thread took about half the time
+  per call of two on the busy machine (50-70 against 96-130 ms; 2 threads
+  without spinning 53-70 ms). Transcripts were identical under every option.
 """
 
 from __future__ import annotations
