@@ -24,7 +24,7 @@ PIPELINE_OPTIONS = {"early_stt": False, "speculate_after_ms": 0.0}
 STAGE_KEYS = {"model", "engine", "settings", "expects", "produces", "has", "language"}
 KINDS = ("vad", "stt", "llm", "tts")  # a stage is named after its kind, optionally with a language: stt_es
 BEST_STACK = "best_stack.yaml"
-ENGINES = {"onnxruntime", "ctranslate2", "llama.cpp", "espeak-ng", "piper"}
+ENGINES = {"onnxruntime", "ctranslate2", "llama.cpp", "espeak-ng", "piper", "moonshine"}
 
 
 def best_stack_path(target: str | None = None) -> Path:
