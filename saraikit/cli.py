@@ -10,6 +10,7 @@
     saraikit workbook [--target NAME] [--quick] [--only NOTEBOOK ...] [--params FILE]
     saraikit results [--experiment NAME] [--run RUN_ID]
     saraikit kpis [--target NAME]
+    saraikit speak WAV [WAV ...] [--stack default|best|FILE] [--language en|es] [--target NAME] [--early-stt]
     saraikit index
 
 Bad input ends with ``error: <what and where>`` on stderr and exit code 2.
@@ -131,6 +132,29 @@ def cmd_workbook(args) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_speak(args) -> int:
+    """Voice in, voice out: each WAV through a stack's pipeline in a worker process; one line of timings each."""
+    from saraikit.data.audio import read_audio  # lazy: `saraikit --help` stays fast
+    from saraikit.engines.pipeline import PipelineRunner  # lazy: as above
+    from saraikit.models.stack import load_stack  # lazy: as above
+
+    stack = load_stack(args.stack, target=args.target)
+    if args.early_stt:
+        stack = {**stack, "pipeline": {**(stack.get("pipeline") or {}), "early_stt": True}}
+    failed = 0
+    with PipelineRunner(stack, max_tokens=args.max_tokens) as runner:
+        runner.start(warm=True)
+        for wav in args.wavs:
+            row = runner.run(read_audio(wav), args.language, isolated=False, id=wav)
+            failed += row["status"] != "ok"
+            timings = ", ".join(f"{k} {row[k]:.0f} ms" for k in ("ttfa_ms", "stt_ms", "llm_ttft_ms", "audio_path_ms")
+                                if row.get(k) is not None)
+            print(f"{wav}: {row['status']}; {timings or row.get('reason', '')}\n"
+                  f"  heard:    {row.get('transcript', '')!r}\n  answered: {row.get('answer', '')!r}")
+    print("(single utterances, one worker process: figures without an interval; 05_e2e_latency measures with CIs)")
+    return 1 if failed else 0
+
+
 def cmd_results(args) -> int:
     from saraikit.core.store import ResultsStore  # lazy: `saraikit --help` stays fast; a command imports only what it needs
 
@@ -211,6 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("kpis", help="the KPI ledger of a target")
     p.add_argument("--target")
     p.set_defaults(func=cmd_kpis)
+
+    p = sub.add_parser("speak", help="run WAV files through a stack's pipeline (voice in, voice out) and time them")
+    p.add_argument("wavs", nargs="+", metavar="WAV")
+    p.add_argument("--stack", default="default", help="default, best (07_stack_search's) or a stack YAML path")
+    p.add_argument("--language", default="en", help="the language of the WAV files (en, es)")
+    p.add_argument("--target", help="hardware target whose best stack to use (default: this machine)")
+    p.add_argument("--early-stt", dest="early_stt", action="store_true", help="start STT at the first trailing silence")
+    p.add_argument("--max-tokens", dest="max_tokens", type=int, default=40)
+    p.set_defaults(func=cmd_speak)
 
     p = sub.add_parser("results", help="print stored figures")
     p.add_argument("--experiment")

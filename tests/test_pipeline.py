@@ -190,7 +190,11 @@ def test_e2e_kpis_name_their_sources_and_keep_the_projection_apart(tmp_store):
     trials = [tmp_store.record(run, Trial("e2e", {"u": i}, [Figure("ttfa_ms", 1.0, "ms", n=1)])) for i in range(3)]
     load = tmp_store.record(run, Trial("e2e_load", {}, [Figure("stack_rss", 1.0, "bytes", n=1)]))
     record_e2e(tmp_store, run, rows, trials, load, {"rss_bytes": 700 * 2**20, "pss_bytes": None}, 1200.0)
-    table = kpi.history(tmp_store, "box").set_index("kpi")
+    history = kpi.history(tmp_store, "box")
+    per_language = history[(history["kpi"] == "v2v_ttfa_p50_ms") & history["dataset"].str.endswith((", en", ", es"))]
+    assert sorted(per_language["dataset"]) == ["2-4 s utterances, en", "2-4 s utterances, es"]
+    assert per_language["n"].sum() == 8
+    table = history[~history["dataset"].str.endswith((", en", ", es"))].set_index("kpi")
     assert table.loc["v2v_ttfa_p50_ms", "provenance"] == "measured" and table.loc["v2v_ttfa_p50_ms", "n"] == 8
     assert table.loc["v2v_ttfa_projected_p50_ms", "provenance"] == "derived"
     assert table.loc["v2v_ttfa_projected_p50_ms", "value"] == 1200.0

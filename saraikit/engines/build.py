@@ -12,6 +12,9 @@ Decisions:
   is neither is a ConfigError listing the valid ones, so a typo in a stack
   file is caught before anything is loaded.
 - The stage is named after the stack's ``model`` entry.
+- A stage that can refuse its ``language`` (Moonshine: English only) checks
+  it and its other settings before the model is looked up, so a wrong
+  language is reported as such even where the model is not provisioned.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from saraikit.engines.ct2 import Ct2WhisperConfig
 from saraikit.engines.espeak import EspeakTTS
 from saraikit.engines.llama import LlamaConfig
 from saraikit.engines.llm_stage import LlamaLLM
+from saraikit.engines.moonshine import MoonshineSTT, check_settings
 from saraikit.engines.ort import OrtConfig
 from saraikit.engines.piper import PiperTTS
 from saraikit.engines.stage import Stage
@@ -71,6 +75,14 @@ def _build_trimmed_whisper(spec, config, options):
                              Ct2WhisperConfig.from_dict(ct2), **options)
 
 
+def _build_moonshine(spec, config, options):
+    options.setdefault("language", spec.get("language") or "en")
+    # Before the model is looked up: a wrong language or budget is reported even where the model is missing.
+    check_settings(f"stt stage {spec['model']!r} (moonshine)",
+                   **{k: v for k, v in options.items() if k in MoonshineSTT.SETTINGS})
+    return MoonshineSTT(resolve_model(spec["model"]).path, OrtConfig.from_dict(config), **options)
+
+
 def _build_llama(spec, config, options):
     return LlamaLLM(resolve_model(spec["model"]).path, LlamaConfig.from_dict(config), **options)
 
@@ -90,6 +102,7 @@ BUILDERS: dict[str, dict[str, tuple]] = {
     "stt": {
         "ctranslate2": (FasterWhisperSTT, Ct2WhisperConfig, _build_whisper),
         "whisper-onnx": (TrimmedWhisperSTT, (OrtConfig, Ct2WhisperConfig), _build_trimmed_whisper),
+        "moonshine": (MoonshineSTT, OrtConfig, _build_moonshine),
     },
     "llm": {"llama.cpp": (LlamaLLM, LlamaConfig, _build_llama)},
     "tts": {

@@ -28,8 +28,21 @@ the row says ``crashed``/``timeout``, and a fresh worker (cold again) serves
 the next utterance. Silent audio, no speech after VAD, an empty transcript and
 an empty LLM answer are recorded with their own status, never a crash.
 
-TTS per language: English uses the stack's ``tts`` stage (Piper); Spanish
-uses espeak-ng until a Spanish neural voice exists (``tts_es`` stage).
+Stages per language: a stack may name a stage for one language by suffix
+(``stt_es``, ``tts_es``); an utterance in that language uses it, the others use
+``stt`` / ``tts``. Without a ``tts_es`` stage Spanish is spoken by espeak-ng.
+
+What STT hears: the audio a live assistant has when STT starts. Late STT (the
+default) starts when the endpoint is confirmed, so it transcribes the clip up
+to the final silence onset plus the endpoint wait. Early STT (stack
+``pipeline: {early_stt: true}``, see :mod:`saraikit.engines.endpointing`)
+starts ``speculate_after_ms`` after the onset and transcribes the clip up to
+there; the endpoint wait and STT overlap, so
+``ttfa_ms = endpoint_ms + first_audio_ms - early_stt_saved_ms``. The
+speculative transcripts of earlier pauses (speech resumed) are computed too,
+after the measured path, and reported as wasted work
+(``early_stt_wasted_ms``, ``early_stt_discarded``): in a live assistant that
+work runs while the user is still talking.
 """
 
 from __future__ import annotations
@@ -51,10 +64,31 @@ from saraikit.data.audio import SAMPLE_RATE, Audio, as_16k_samples, ensure_16k, 
 from saraikit.data.prompts import few_shot_prompt
 from saraikit.data.sentences import SentenceCutter
 from saraikit.engines.build import build_stage
+from saraikit.engines.endpointing import early_stt_saving_ms, silence_onsets
 from saraikit.engines.stage import Stage
+from saraikit.models.stack import PIPELINE_OPTIONS, pipeline_options
 
 SPANISH_TTS = {"model": "espeak-ng", "engine": "espeak-ng", "language": "es"}
 THREAD_KEYS = ("ort_threads", "ct2_threads", "llama_threads")
+ORT_ENGINES = {"onnxruntime", "piper", "kokoro", "moonshine"}  # stages whose threads are ONNX Runtime's
+def preflight(stack: dict, where: str | None = None) -> None:
+    """Build every stage without loading it, in the caller's process.
+
+    An unknown engine or setting, a bad value (a negative margin, Moonshine
+    asked for Spanish) or a model name that does not resolve fails here, with
+    the stack and the stage named, before any worker starts or any model loads.
+    """
+    where = where or f"stack {stack.get('name', '')}".strip()
+    for name, spec in stack["stages"].items():
+        try:
+            build_stage(stage_kind(name), spec)
+        except SaraikitError as exc:
+            raise type(exc)(f"{where}: stage {name!r}: {exc}") from exc
+
+
+def stage_kind(name: str) -> str:
+    """A stack's stage name -> its kind: ``stt_es`` -> ``stt``, ``tts`` -> ``tts``."""
+    return name.split("_", 1)[0]
 
 
 def apply_threads(stack: dict, threads: dict | None) -> dict:
@@ -66,7 +100,7 @@ def apply_threads(stack: dict, threads: dict | None) -> dict:
     stages = {name: {**spec, "settings": dict(spec.get("settings") or {})} for name, spec in stack["stages"].items()}
     for name, spec in stages.items():
         engine = spec.get("engine")
-        if engine == "onnxruntime" and "ort_threads" in threads:
+        if engine in ORT_ENGINES and "ort_threads" in threads:
             spec["settings"]["intra_op_num_threads"] = threads["ort_threads"]
         elif engine == "ctranslate2" and "ct2_threads" in threads:
             spec["settings"]["cpu_threads"] = threads["ct2_threads"]
@@ -82,20 +116,22 @@ class LoadedStack:
     stages: dict[str, Stage]
     load_s: dict[str, float]
     memory: dict = field(default_factory=dict)
+    options: dict = field(default_factory=lambda: dict(PIPELINE_OPTIONS))
 
     @classmethod
     def load(cls, stack: dict, max_tokens: int = 48, spanish_tts: dict | None = SPANISH_TTS) -> "LoadedStack":
+        options = pipeline_options(stack)
         specs = dict(stack["stages"])
         if spanish_tts and "tts_es" not in specs:
             specs["tts_es"] = spanish_tts
         stages, load_s = {}, {}
         for name, spec in specs.items():
-            kind = "tts" if name.startswith("tts") else name
+            kind = stage_kind(name)
             extra = {"max_tokens": max_tokens} if kind == "llm" else {}
             stage = build_stage(kind, {**spec, "settings": {**(spec.get("settings") or {}), **extra}})
             load_s[name] = stage.load()
             stages[name] = stage
-        loaded = cls(stages, load_s)
+        loaded = cls(stages, load_s, options=options)
         loaded.memory = loaded.measure_memory(stack)
         return loaded
 
@@ -112,10 +148,15 @@ class LoadedStack:
         for stage in self.stages.values():
             stage.warmup(n)
 
+    def _for(self, kind: str, language: str) -> Stage:
+        own = f"{kind}_{language.split('-')[0]}"
+        return self.stages[own] if own in self.stages else self.stages[kind]
+
     def tts_for(self, language: str) -> Stage:
-        if language.startswith("es") and "tts_es" in self.stages:
-            return self.stages["tts_es"]
-        return self.stages["tts"]
+        return self._for("tts", language)
+
+    def stt_for(self, language: str) -> Stage:
+        return self._for("stt", language)
 
     def endpoint_ms(self) -> float:
         vad = self.stages.get("vad")
@@ -131,13 +172,17 @@ class LoadedStack:
         t0 = time.perf_counter_ns()
         if reason:
             return {**row, "status": "silent audio", "reason": reason}
-        vad = self.stages["vad"].run(samples)
+        vad_stage = self.stages["vad"]
+        vad = vad_stage.run(samples)
         row["vad_ms"] = ms(vad.t_ns("end"))
-        segments = vad.value  # [(start_s, end_s), ...]
-        if not segments:
+        onsets = self._onsets(vad_stage, vad, len(samples))
+        if not vad.value or not onsets:
             return {**row, "status": "no speech", "reason": "the VAD found no speech segment"}
-        stt = self.stages["stt"].run(samples)
+        heard = self._heard(samples, onsets[-1].at_s, row["endpoint_ms"])
+        row["stt_input_s"] = len(heard) / SAMPLE_RATE
+        stt = self.stt_for(language).run(heard)
         row["stt_ms"] = (stt.t_ns("end") - stt.t_ns("start")) / 1e6
+        row["stt_status"] = getattr(stt.value, "status", None) or "ok"
         transcript = getattr(stt.value, "text", str(stt.value or "")).strip()
         row["transcript"] = transcript
         if not transcript:
@@ -148,17 +193,44 @@ class LoadedStack:
         row["answer"] = answer
         if not answer.strip():
             return {**row, "status": "empty answer", "reason": "the LLM produced no text"}
-        row["ttfa_ms"] = row["endpoint_ms"] + row["first_audio_ms"]
-        row["last_audio_ms_from_eos"] = row["endpoint_ms"] + row["last_audio_ms"]
+        saved = self._early_saving(row)
+        row["ttfa_ms"] = row["endpoint_ms"] + row["first_audio_ms"] - saved
+        row["last_audio_ms_from_eos"] = row["endpoint_ms"] + row["last_audio_ms"] - saved
         row.update(self._audio_path(transcript, language, row["stt_ms"]))
+        if self.options["early_stt"]:
+            row.update(self._wasted(samples, onsets[:-1], language))
         if isolated:
-            row.update(self._isolated(samples, prompt, language))
+            row.update(self._isolated(samples, heard, prompt, language))
             row["projected_ttfa_ms"] = row["endpoint_ms"] + sum(
                 row[k] for k in ("iso_vad_ms", "iso_stt_ms", "iso_llm_first_sentence_ms", "iso_tts_first_ms"))
         row["status"], row["reason"] = "ok", ""
         if keep_audio:
             row["audio"], row["audio_sample_rate"] = audio
         return row
+
+    def _onsets(self, vad_stage: Stage, vad, n_samples: int) -> list:
+        after = float(self.options["speculate_after_ms"]) if self.options["early_stt"] else 0.0
+        return silence_onsets(vad.meta["speech_probs"], n_samples, vad_stage.WINDOW, SAMPLE_RATE,
+                              vad_stage.threshold, vad_stage.neg_threshold, after)
+
+    def _heard(self, samples: np.ndarray, onset_s: float, endpoint_ms: float) -> np.ndarray:
+        """The audio STT has when it starts: up to the onset plus the speculation delay or the endpoint wait."""
+        tail_ms = float(self.options["speculate_after_ms"]) if self.options["early_stt"] else endpoint_ms
+        end = int(round((onset_s + tail_ms / 1000) * SAMPLE_RATE))
+        return samples[:max(1, min(len(samples), end))]
+
+    def _early_saving(self, row: dict) -> float:
+        if not self.options["early_stt"]:
+            return 0.0
+        saved = early_stt_saving_ms(row["endpoint_ms"], row["stt_ms"], float(self.options["speculate_after_ms"]))
+        row["early_stt_saved_ms"] = saved
+        return saved
+
+    def _wasted(self, samples: np.ndarray, discarded: list, language: str) -> dict:
+        """Speculative transcripts of pauses after which speech resumed: computed, timed, thrown away."""
+        stt = self.stt_for(language)
+        wasted = [stt.run(self._heard(samples, onset.at_s, 0.0)).seconds() * 1000 for onset in discarded]
+        return {"early_stt_discarded": len(wasted), "early_stt_wasted_ms": float(sum(wasted))}
 
     def _answer(self, prompt, language: str, t0: int):
         """Stream the LLM, cut sentences, synthesize them on a TTS thread; return the timeline."""
@@ -222,10 +294,10 @@ class LoadedStack:
         tts_ms = tts.seconds("start", "end") * 1000
         return {"audio_path_tts_ms": tts_ms, "audio_path_ms": stt_ms + tts_ms}
 
-    def _isolated(self, samples: np.ndarray, prompt, language: str) -> dict:
+    def _isolated(self, samples: np.ndarray, heard: np.ndarray, prompt, language: str) -> dict:
         """Each stage alone, one after another, on the same input: the parts of the projection."""
         vad = self.stages["vad"].run(samples)
-        stt = self.stages["stt"].run(samples)
+        stt = self.stt_for(language).run(heard)
         llm_stage = self.stages["llm"]
         cutter = SentenceCutter()
         start = time.perf_counter_ns()
@@ -280,6 +352,7 @@ class PipelineRunner:
 
     def __init__(self, stack: dict, max_tokens: int = 48, warmup: int = 1, load_timeout_s: float = 300.0,
                  utterance_timeout_s: float = 120.0):
+        preflight(stack)
         self.stack, self.max_tokens, self.warmup_n = stack, max_tokens, warmup
         self.load_timeout_s, self.utterance_timeout_s = load_timeout_s, utterance_timeout_s
         self.proc = None

@@ -17,7 +17,9 @@ Decisions
   without a name (ORT excludes by name, and ``""`` would exclude every
   unnamed node). Subgraphs (If / Loop bodies) are not quantized: ORT's
   ``EnableSubgraph`` is off unless a variant sets it in ``extra_options``.
-- A missing or unreadable model is a ModelError.
+- A missing or unreadable model is a ModelError. So is an ONNX Runtime
+  ``.ort`` file: quantization does not apply to it (see
+  :data:`saraikit.models.ort_file.QUANTIZATION_NOTE`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from saraikit.core.errors import ConfigError, ModelError
 from saraikit.engines.quant_variants import Variant
 from saraikit.models.inspect import inspect_model
 from saraikit.models.onnx_file import is_quant_op
+from saraikit.models.ort_file import QUANTIZATION_NOTE
 
 WEIGHTED_OP_TYPES = frozenset(
     {"MatMul", "Gemm", "Conv", "ConvTranspose", "Attention", "LSTM", "Gather", "GatherElements",
@@ -45,6 +48,8 @@ FLOAT_TENSOR_TYPES = frozenset({1, 10, 11, 16})  # onnx.TensorProto FLOAT, FLOAT
 
 def existing_model(path: str | Path) -> Path:
     path = Path(path)
+    if path.suffix.lower() == ".ort":
+        raise ModelError(f"{path}: {QUANTIZATION_NOTE}")
     if not path.is_file():
         raise ModelError(f"ONNX model not found: {path}")
     return path

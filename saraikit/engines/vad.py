@@ -148,6 +148,7 @@ class SileroVAD(Stage):
         probs = self.speech_probs(samples)
         mark("probabilities")
         meta["n_windows"] = len(probs)
+        meta["speech_probs"] = probs  # the pipeline's endpointing walks them (saraikit.engines.endpointing)
         yield segments_from_probs(
             probs, len(samples), self.WINDOW, SAMPLE_RATE, self.threshold, self.neg_threshold,
             self.min_silence_ms, self.min_speech_ms, self.speech_pad_ms,

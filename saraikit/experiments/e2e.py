@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from saraikit.core import stats
+from saraikit.core import spread, stats
 from saraikit.core.verdict import goal_sentence
 from saraikit.data import datasets
 from saraikit.data.audio import read_audio
@@ -39,12 +39,17 @@ TIMING_COLUMNS = ("vad_ms", "stt_ms", "llm_ttft_ms", "first_sentence_ms", "first
 
 def pick_utterances(per_language: int = 10, min_s: float = 2.0, max_s: float = 4.0,
                     sets: tuple[str, ...] = ("librivox_en", "cards_en", "asterisk_es")) -> list[datasets.Clip]:
-    """A deterministic mix of real utterances of 2-4 s in both languages."""
-    built = datasets.default_datasets()
+    """A deterministic mix of real utterances of 2-4 s in both languages.
+
+    ``sets`` are built-in dataset names or paths to CSV/JSONL manifests
+    (:func:`saraikit.data.datasets.load`): a user's own recordings.
+    """
+    built = {str(name): datasets.load(name) for name in sets}
     chosen: dict[str, list] = {}
-    for name in sets:
+    for name in map(str, sets):
         subset = datasets.filter(built[name], min_duration_s=min_s, max_duration_s=max_s)
-        chosen.setdefault(built[name].clips[0].language if built[name].clips else name, []).extend(subset.clips)
+        for clip in subset.clips:
+            chosen.setdefault(clip.language, []).append(clip)
     picked = []
     for language, clips in chosen.items():
         step = max(1, len(clips) // per_language) if clips else 1
@@ -88,9 +93,11 @@ def status_counts(rows: pd.DataFrame) -> pd.DataFrame:
 def stage_breakdown(rows: pd.DataFrame) -> pd.DataFrame:
     """Where the time to first audio goes, per utterance (ms), for a stacked bar plot."""
     ok = rows[rows["status"] == "ok"].copy()
+    # early STT overlaps the endpoint wait: only the part of the wait it did not cover is left
+    saved = ok["early_stt_saved_ms"].fillna(0.0) if "early_stt_saved_ms" in ok else 0.0
     parts = pd.DataFrame({
         "id": ok["id"], "language": ok["language"],
-        "endpoint wait": ok["endpoint_ms"], "VAD": ok["vad_ms"],
+        "endpoint wait": ok["endpoint_ms"] - saved, "VAD": ok["vad_ms"],
         "STT": ok["llm_start_ms"] - ok["vad_ms"],  # STT plus the hand-off, as the user experiences it
         "LLM to first sentence": ok["first_sentence_ms"] - ok["llm_start_ms"],
         "TTS first sentence": ok["first_audio_ms"] - ok["first_sentence_ms"],
@@ -198,17 +205,19 @@ def conclusion_lines(rows: pd.DataFrame, projected_ms: float, load_info: dict, c
     ok = rows[rows["status"] == "ok"]
     if ok.empty:
         return ["- No utterance completed: " + "; ".join(f"{r.id}: {r.status} ({r.reason})" for r in rows.itertuples())]
-    ttfa, audio, stt = (stats.summarize(ok[c].astype(float).tolist()) for c in ("ttfa_ms", "audio_path_ms", "stt_ms"))
+    (ttfa_p50, ttfa_ci, ttfa_n, how), (audio_p50, audio_ci, audio_n, _) = (interval(ok, c) for c in ("ttfa_ms", "audio_path_ms"))
+    ttfa, stt = (stats.summarize(ok[c].astype(float).tolist()) for c in ("ttfa_ms", "stt_ms"))
     ttft = ok["llm_ttft_ms"].dropna().astype(float)
     dominant, share = dominant_stage(stage_breakdown(rows))
     memory = load_info["memory"]
     gguf_mib = ((memory.get("gguf_mapping") or {}).get("rss_bytes") or 0) / 2**20
     best = budget.iloc[0]
     lines = [
-        f"- Voice-to-voice time to first audio: P50 **{ttfa.p50:.0f} ms** ({_ci(ttfa)}), P90 "
-        f"{stats.format_percentile(ttfa, 'p90')}; it {goal_sentence(ttfa.p50, ttfa.p50_ci_low, ttfa.p50_ci_high, ttfa_goal_ms)}.",
-        f"- Audio-only path (STT + TTS): P50 **{audio.p50:.0f} ms** ({_ci(audio)}); it "
-        f"{goal_sentence(audio.p50, audio.p50_ci_low, audio.p50_ci_high, audio_goal_ms)}.",
+        f"- Voice-to-voice time to first audio: P50 **{ttfa_p50:.0f} ms** (95% CI {ttfa_ci[0]:.0f}-{ttfa_ci[1]:.0f}, "
+        f"n={ttfa_n}, {how}), P90 {stats.format_percentile(ttfa, 'p90')}; it "
+        f"{goal_sentence(ttfa_p50, ttfa_ci[0], ttfa_ci[1], ttfa_goal_ms)}.",
+        f"- Audio-only path (STT + TTS): P50 **{audio_p50:.0f} ms** (95% CI {audio_ci[0]:.0f}-{audio_ci[1]:.0f}, "
+        f"n={audio_n}); it {goal_sentence(audio_p50, audio_ci[0], audio_ci[1], audio_goal_ms)}.",
         f"- The dominant stage is **{dominant}** ({share:.0%} of the median time to first audio); STT P50 "
         f"{stt.p50:.0f} ms, LLM time to first token P50 {ttft.median():.0f} ms (n={len(ttft)}).",
         f"- Projected (sum of isolated medians, derived) {projected_ms:.0f} ms vs measured {ttfa.p50:.0f} ms: gap "
@@ -232,7 +241,13 @@ def conclusion_lines(rows: pd.DataFrame, projected_ms: float, load_info: dict, c
     return lines
 
 
-def _ci(s: stats.Summary) -> str:
-    if np.isnan(s.p50_ci_low):
-        return f"no 95% CI: n={s.n}"
-    return f"{stats.format_interval(s.p50, s.p50_ci_low, s.p50_ci_high, s.confidence)}, n={s.n}"
+def interval(rows: pd.DataFrame, column: str) -> tuple[float, tuple[float, float], int, str]:
+    """P50, its CI, n and how the CI was made: over processes when the rows name several, else within one."""
+    frame = rows.dropna(subset=[column])
+    if "process" in frame and frame["process"].nunique() > 1:
+        processes = [spread.ProcessSamples(tuple(g[column].astype(float)), i + 1)
+                     for i, (_, g) in enumerate(frame.groupby("process"))]
+        s = spread.summarize_processes(processes)
+        return s.median, (s.ci_low, s.ci_high), s.n, f"hierarchical bootstrap over {s.k} worker processes"
+    s = stats.summarize(frame[column].astype(float).tolist())
+    return s.p50, (s.p50_ci_low, s.p50_ci_high), s.n, "bootstrap within one worker process"

@@ -22,8 +22,8 @@ Decisions:
   path that exists is used as is, anything else must be a manifest name. The
   sha256 of a model given by path is computed only when asked for: it costs a
   full read, and building a stage does not need it.
-- Users add models by dropping any ``.onnx``, ``.gguf`` or CTranslate2 folder
-  (a folder with ``model.bin`` and ``config.json``) under ``models/``; they are
+- Users add models by dropping any ``.onnx``, ``.ort``, ``.gguf`` or CTranslate2
+  folder (a folder with ``model.bin`` and ``config.json``) under ``models/``; they are
   listed with ``source = "user"``, their role guessed from the name, and their
   hashes cached in ``models/.hashcache.json`` (keyed by size and mtime).
 """
@@ -414,6 +414,8 @@ def discover(root: Path) -> list[tuple[Path, str]]:
                 found.append((here / name, "onnx"))
             elif name.endswith(".gguf"):
                 found.append((here / name, "gguf"))
+            elif name.endswith(".ort"):
+                found.append((here / name, "ort"))
     return found
 
 
@@ -430,6 +432,8 @@ def list_models(models_dir: Path | None = None) -> list[ManifestEntry]:
     root = models_dir or paths.models_dir()
     entries = read_manifest(root)
     known = {(root / e.path).resolve() for e in entries.values()}
+    # A manifest model's own folder holds its companion files (Moonshine's decoder beside its encoder).
+    known |= {k.parent for k in known if k.is_file() and k.parent != root.resolve()}
     cache_path = root / HASHCACHE_NAME
     try:
         cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}

@@ -81,7 +81,7 @@ WILDCARD_LANGUAGES = {"multilingual", "multi", "*", "any"}
 def model_facts(info: ModelInfo | None) -> dict[str, dict]:
     """Comparable facts of an inspected model: ``{"expects": {...}, "produces": {...}}``.
 
-    ONNX: ``input:<name>`` shapes (expects), ``output:<name>`` shapes
+    ONNX and ONNX Runtime ``.ort``: ``input:<name>`` shapes (expects), ``output:<name>`` shapes
     (produces); a Piper voice config adds ``sample_rate`` (produces) and
     ``language`` (expects). Whisper (CTranslate2): ``sample_rate``, ``n_mels``
     (expects), ``hidden_size`` (both) and ``language`` (both, ``en`` or
@@ -90,7 +90,7 @@ def model_facts(info: ModelInfo | None) -> dict[str, dict]:
     if info is None:
         return {"expects": {}, "produces": {}}
     d = info.details
-    if info.format == "onnx":
+    if info.format in ("onnx", "ort"):
         return _onnx_facts(d)
     if info.format == "gguf":
         shared = {"hidden_size": d["embedding_length"], "vocab_size": d["vocab_size"]}

@@ -5,6 +5,8 @@ and :mod:`saraikit.models.inspect` (what it is) report. A model that cannot be
 inspected (a corrupt file a user dropped in) becomes a row with its error, not
 an exception that stops the notebook. ``inventory_frame`` flattens the
 format-specific details of many models into one table with common columns.
+ONNX Runtime ``.ort`` files report the same graph facts as ONNX files (see
+``ort_file``), so they share the ONNX rows and tables (:data:`GRAPH_FORMATS`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from saraikit.models import catalog, inspect
 from saraikit.models.compat import check_compatibility
 from saraikit.models.gguf_file import GGUF_UNQUANTIZED
 
+GRAPH_FORMATS = ("onnx", "ort")  # formats whose details hold inputs, outputs, opsets and an op histogram
 INVENTORY_COLUMNS = [
     "name", "format", "bytes", "parameters", "quantized", "quant_type", "arch",
     "producer", "n_inputs", "n_outputs", "opset", "hidden_size", "layers", "ctx",
@@ -57,7 +60,7 @@ def inventory_frame(infos: Iterable[inspect.ModelInfo] | dict[str, inspect.Model
 def _inventory_row(info: inspect.ModelInfo) -> dict:
     d = info.details
     row = {"format": info.format, "bytes": info.bytes, "path": info.path, "parameters": d.get("parameters")}
-    if info.format == "onnx":
+    if info.format in GRAPH_FORMATS:
         sidecar = d.get("sidecar") or {}
         row.update(
             quantized=d["quantized"],
@@ -130,10 +133,10 @@ def _integers_as_int(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def io_table(inspected: dict[str, Inspected]) -> pd.DataFrame:
-    """ONNX inputs and outputs: name, shape (dynamic dims by name), dtype."""
+    """ONNX (and .ort) inputs and outputs: name, shape (dynamic dims by name), dtype."""
     rows = []
     for name, item in inspected.items():
-        if item.info is None or item.info.format != "onnx":
+        if item.info is None or item.info.format not in GRAPH_FORMATS:
             continue
         for kind in ("inputs", "outputs"):
             for tensor in item.info.details[kind]:
@@ -144,9 +147,10 @@ def io_table(inspected: dict[str, Inspected]) -> pd.DataFrame:
 
 
 def onnx_facts_table(inspected: dict[str, Inspected]) -> pd.DataFrame:
+    """Graph facts of the ONNX and .ort models, with whether INT8 quantization (notebook 01) applies."""
     rows = []
     for name, item in inspected.items():
-        if item.info is None or item.info.format != "onnx":
+        if item.info is None or item.info.format not in GRAPH_FORMATS:
             continue
         d = item.info.details
         evidence = {k: v for k, v in d["quantization_evidence"].items()
@@ -154,7 +158,8 @@ def onnx_facts_table(inspected: dict[str, Inspected]) -> pd.DataFrame:
         rows.append({"model": name, "opsets": d["opsets"], "ir_version": d["ir_version"],
                      "producer": d["producer"], "nodes": d["n_nodes"], "parameters": d["parameters"],
                      "weight_dtype": d["weight_dtype"], "quantized": d["quantized"],
-                     "quantization evidence": evidence or "none"})
+                     "quantization evidence": evidence or "none",
+                     "quantization": d.get("quantization_note", "applies (ONNX graph)")})
     return pd.DataFrame(rows)
 
 
@@ -162,7 +167,7 @@ def op_histogram_table(inspected: dict[str, Inspected], top: int = 12) -> pd.Dat
     """Tidy (model, op, count) rows with each model's ``top`` most frequent ops."""
     rows = []
     for name, item in inspected.items():
-        if item.info is None or item.info.format != "onnx":
+        if item.info is None or item.info.format not in GRAPH_FORMATS:
             continue
         histogram = sorted(item.info.details["op_histogram"].items(), key=lambda kv: -kv[1])
         rows += [{"model": name, "op": op, "count": count} for op, count in histogram[:top]]

@@ -71,7 +71,8 @@ def describe_onnx(path: Path) -> tuple[int, dict]:
         (path.parent / f).stat().st_size for f in external["present"]
     )
     histogram = Counter(n.op_type for g in graphs for n in g.node)
-    evidence = _quant_evidence(histogram, initializers)
+    sizes = [(onnx_dtype_name(t.data_type), _tensor_bytes(t)) for t in initializers]
+    evidence = quant_evidence(histogram, sizes)
     details = {
         "inputs": [_value_info(v) for v in _true_inputs(model.graph)],
         "outputs": [_value_info(v) for v in model.graph.output],
@@ -83,8 +84,8 @@ def describe_onnx(path: Path) -> tuple[int, dict]:
         "n_subgraphs": len(graphs) - 1,
         "parameters": sum(_numel(t) for t in initializers),
         "initializer_bytes": sum(_tensor_bytes(t) for t in initializers),
-        "weight_dtype": _onnx_weight_dtype(initializers),
-        "quantized": _looks_quantized(evidence),
+        "weight_dtype": dominant_dtype(sizes),
+        "quantized": looks_quantized(evidence),
         "quantization_evidence": evidence,
         "external_data_files": external["present"] + external["missing"],
         "external_data_missing": external["missing"],
@@ -177,11 +178,11 @@ def _tensor_bytes(tensor) -> int:
     return _numel(tensor) * itemsize
 
 
-def _onnx_weight_dtype(initializers) -> str | None:
-    """The dtype holding most initializer bytes."""
+def dominant_dtype(sizes: list[tuple[str, int]]) -> str | None:
+    """The dtype holding most initializer bytes, from (dtype name, bytes) pairs."""
     by_dtype = Counter()
-    for tensor in initializers:
-        by_dtype[onnx_dtype_name(tensor.data_type)] += _tensor_bytes(tensor)
+    for dtype, size in sizes:
+        by_dtype[dtype] += size
     return by_dtype.most_common(1)[0][0] if by_dtype else None
 
 
@@ -199,20 +200,22 @@ def _external_files(initializers, folder: Path) -> dict:
     return {"present": present, "missing": missing}
 
 
-def _quant_evidence(histogram: Counter, initializers) -> dict:
+def quant_evidence(histogram: Counter, sizes: list[tuple[str, int]]) -> dict:
+    """Quantization op counts and 8-bit initializer counts/bytes, from the op histogram and
+    (dtype name, bytes) per initializer; shared by the ONNX and ORT-format readers."""
     evidence = {op: histogram.get(op, 0) for op in QUANT_OPS}
     for op, count in sorted(histogram.items()):
         if is_quant_op(op) and op not in evidence:
             evidence[op] = count
-    eight_bit = [t for t in initializers if onnx_dtype_name(t.data_type) in ("int8", "uint8")]
-    evidence["int8_initializers"] = sum(onnx_dtype_name(t.data_type) == "int8" for t in eight_bit)
-    evidence["uint8_initializers"] = sum(onnx_dtype_name(t.data_type) == "uint8" for t in eight_bit)
-    evidence["8bit_initializer_bytes"] = sum(_tensor_bytes(t) for t in eight_bit)
-    evidence["initializer_bytes"] = sum(_tensor_bytes(t) for t in initializers)
+    eight_bit = [(dtype, size) for dtype, size in sizes if dtype in ("int8", "uint8")]
+    evidence["int8_initializers"] = sum(dtype == "int8" for dtype, _ in eight_bit)
+    evidence["uint8_initializers"] = sum(dtype == "uint8" for dtype, _ in eight_bit)
+    evidence["8bit_initializer_bytes"] = sum(size for _, size in eight_bit)
+    evidence["initializer_bytes"] = sum(size for _, size in sizes)
     return evidence
 
 
-def _looks_quantized(evidence: dict) -> bool:
+def looks_quantized(evidence: dict) -> bool:
     quant_nodes = sum(v for k, v in evidence.items() if is_quant_op(k))
     total = evidence["initializer_bytes"]
     mostly_8bit = total > 0 and evidence["8bit_initializer_bytes"] * 2 >= total

@@ -14,15 +14,35 @@ from pathlib import Path
 
 import yaml
 
+from saraikit.core import paths
 from saraikit.core.errors import ConfigError
+from saraikit.core.hardware import target_slug
 
-STACK_KEYS = {"stages", "links", "name"}
+STACK_KEYS = {"stages", "links", "name", "pipeline", "provenance"}
+# How the pipeline runs a stack (saraikit.engines.pipeline): early (speculative) STT and its delay.
+PIPELINE_OPTIONS = {"early_stt": False, "speculate_after_ms": 0.0}
 STAGE_KEYS = {"model", "engine", "settings", "expects", "produces", "has", "language"}
-ENGINES = {"onnxruntime", "ctranslate2", "whisper-onnx", "llama.cpp", "espeak-ng", "piper"}
+KINDS = ("vad", "stt", "llm", "tts")  # a stage is named after its kind, optionally with a language: stt_es
+BEST_STACK = "best_stack.yaml"
+ENGINES = {"onnxruntime", "ctranslate2", "llama.cpp", "espeak-ng", "piper", "moonshine", "whisper-onnx"}
 
 
-def load_stack(name_or_path: str | Path = "default") -> dict:
-    """Load and validate a stack: a packaged name (``default``) or a YAML path."""
+def best_stack_path(target: str | None = None) -> Path:
+    """Where 07_stack_search writes the fastest stack within the quality budget for a hardware target."""
+    return paths.outputs_dir() / target_slug(target) / BEST_STACK
+
+
+def load_stack(name_or_path: str | Path = "default", target: str | None = None) -> dict:
+    """Load and validate a stack: a packaged name (``default``), ``best`` or a YAML path.
+
+    ``best`` is ``outputs/<target>/best_stack.yaml`` (written by
+    07_stack_search; ``target`` defaults to this machine's slug).
+    """
+    if str(name_or_path) == "best":
+        name_or_path = best_stack_path(target)
+        if not name_or_path.exists():
+            raise ConfigError(f"stack 'best': {name_or_path} does not exist; run notebook 07_stack_search "
+                              f"(./run.sh workbook --only 07_stack_search) on this target first")
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
         if not path.exists():
@@ -43,6 +63,23 @@ def load_stack(name_or_path: str | Path = "default") -> dict:
     return stack
 
 
+def pipeline_options(stack: dict, where: str = "stack") -> dict:
+    """The stack's ``pipeline`` options with their defaults; unknown keys are a ConfigError."""
+    given = stack.get("pipeline") or {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"{where}: pipeline must be a mapping of options, got {given!r}")
+    unknown = set(given) - set(PIPELINE_OPTIONS)
+    if unknown:
+        raise ConfigError(f"{where}: pipeline has unknown option(s) {sorted(unknown)}; valid: {sorted(PIPELINE_OPTIONS)}")
+    options = {**PIPELINE_OPTIONS, **given}
+    if not isinstance(options["early_stt"], bool):
+        raise ConfigError(f"{where}: pipeline.early_stt must be true or false, got {options['early_stt']!r}")
+    after = options["speculate_after_ms"]
+    if isinstance(after, bool) or not isinstance(after, (int, float)) or not after >= 0:
+        raise ConfigError(f"{where}: pipeline.speculate_after_ms must be a number >= 0, got {after!r}")
+    return options
+
+
 def validate_stack(stack: dict, where: str = "stack") -> None:
     if not isinstance(stack, dict) or "stages" not in stack:
         raise ConfigError(f"{where}: expected a mapping with 'stages' (and optional 'links')")
@@ -50,6 +87,9 @@ def validate_stack(stack: dict, where: str = "stack") -> None:
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; valid keys: {sorted(STACK_KEYS)}")
     for name, stage in stack["stages"].items():
+        if str(name).split("_", 1)[0] not in KINDS:
+            raise ConfigError(f"{where}: stage {name!r} is not a known kind; name stages {list(KINDS)}, "
+                              f"optionally with a language suffix (stt_es, tts_es)")
         if not isinstance(stage, dict) or "model" not in stage:
             raise ConfigError(f"{where}: stage {name!r} must be a mapping with a 'model'")
         unknown = set(stage) - STAGE_KEYS
@@ -59,6 +99,7 @@ def validate_stack(stack: dict, where: str = "stack") -> None:
         engine = stage.get("engine")
         if engine is not None and engine not in ENGINES:
             raise ConfigError(f"{where}: stage {name!r} engine {engine!r} is not one of {sorted(ENGINES)}")
+    pipeline_options(stack, where)
     for link in stack.get("links", []):
         if len(link) != 2 or any(s not in stack["stages"] for s in link):
             raise ConfigError(f"{where}: link {link!r} must name two stages of {sorted(stack['stages'])}")

@@ -16,9 +16,34 @@ HEADLINES = (("audio_path_p50_ms", "audio-only path (STT + TTS, the seeds' 240 m
              ("v2v_ttfa_p50_ms", "voice-to-voice time to first audio"))
 
 
-def _row(ledger: pd.DataFrame, kpi: str):
+def _row(ledger: pd.DataFrame, kpi: str, model: str = "", dataset_suffix: str | None = None):
+    """The default stack's row (model empty) of ``kpi``; all languages together unless a suffix is given."""
     rows = ledger[(ledger["kpi"] == kpi) & (ledger["provenance"] != "missing")]
+    rows = rows[rows["model"].fillna("").astype(str) == model]
+    datasets = rows["dataset"].fillna("").astype(str)
+    if dataset_suffix:
+        rows = rows[datasets.str.endswith(dataset_suffix)]
+    elif datasets.str.contains("+", regex=False).any():
+        rows = rows[datasets.str.contains("+", regex=False)]
     return rows.iloc[0] if len(rows) else None
+
+
+def stack_comparison(ledger: pd.DataFrame, languages=("en", "es")) -> pd.DataFrame:
+    """Default and best stacks side by side: each headline figure per language, with CI and verdict."""
+    table = []
+    for kpi, words in HEADLINES:
+        for language in languages:
+            for stack, model in (("default", ""), ("best (07_stack_search)", "best")):
+                row = _row(ledger, kpi, model, f", {language}")
+                table.append({"figure": words, "language": language, "stack": stack,
+                              "P50 ms": None if row is None else row["value"],
+                              "CI low": None if row is None else row["ci_low"],
+                              "CI high": None if row is None else row["ci_high"],
+                              "n": None if row is None else row["n"],
+                              "target ms": None if row is None else row["target"],
+                              "verdict": "not measured" if row is None else row["verdict"],
+                              "mode": None if row is None else row["mode"]})
+    return pd.DataFrame(table)
 
 
 def _interval(row) -> str:
