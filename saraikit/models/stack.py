@@ -5,6 +5,11 @@ with ``stages`` (name -> model, engine, settings, expects, produces) and
 ``links`` (pairs of stage names, producer first). A user points a stage at
 their own model by naming it (anything ``saraikit models list`` shows) or by
 giving a path. Unknown keys are rejected with the list of valid ones.
+
+An ``engine`` is a built-in one (:data:`ENGINES`), a name registered with
+``saraikit.engines.build.register_engine`` (which adds it to :data:`ENGINES`),
+or a stage class of the user's own written ``package.module:ClassName``
+(imported when the stage is built; see ``saraikit.engines.build``).
 """
 
 from __future__ import annotations
@@ -12,13 +17,21 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+import re
+
 import yaml
 
 from saraikit.core.errors import ConfigError
 
 STACK_KEYS = {"stages", "links", "name"}
 STAGE_KEYS = {"model", "engine", "settings", "expects", "produces", "has", "language"}
-ENGINES = {"onnxruntime", "ctranslate2", "llama.cpp", "espeak-ng", "piper"}
+ENGINES = {"onnxruntime", "ctranslate2", "llama.cpp", "espeak-ng", "piper", "kokoro"}
+IMPORT_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+
+
+def is_import_path(engine) -> bool:
+    """True for an engine written as ``package.module:ClassName`` (a user's own stage class)."""
+    return isinstance(engine, str) and IMPORT_PATH.fullmatch(engine) is not None
 
 
 def load_stack(name_or_path: str | Path = "default") -> dict:
@@ -57,8 +70,9 @@ def validate_stack(stack: dict, where: str = "stack") -> None:
             raise ConfigError(f"{where}: stage {name!r} has unknown key(s) {sorted(unknown)}; "
                               f"valid keys: {sorted(STAGE_KEYS)}")
         engine = stage.get("engine")
-        if engine is not None and engine not in ENGINES:
-            raise ConfigError(f"{where}: stage {name!r} engine {engine!r} is not one of {sorted(ENGINES)}")
+        if engine is not None and engine not in ENGINES and not is_import_path(engine):
+            raise ConfigError(f"{where}: stage {name!r} engine {engine!r} is not one of {sorted(ENGINES)} "
+                              "nor a stage class of your own written 'package.module:ClassName'")
     for link in stack.get("links", []):
         if len(link) != 2 or any(s not in stack["stages"] for s in link):
             raise ConfigError(f"{where}: link {link!r} must name two stages of {sorted(stack['stages'])}")
