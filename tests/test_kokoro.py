@@ -14,7 +14,7 @@ from saraikit.data.audio import rms_dbfs
 from saraikit.engines import kokoro_text
 from saraikit.engines.build import build_stage
 from saraikit.engines.ipa import Clause, EspeakIpa, split_clauses
-from saraikit.engines.kokoro import KokoroTTS, read_styles, style_names
+from saraikit.engines.kokoro import DEFAULT_STYLE, KokoroTTS, read_styles, style_names
 from saraikit.engines.ort import OrtConfig
 from saraikit.models import catalog
 from saraikit.quality.transcribe import SttSystem, Transcriber
@@ -156,7 +156,7 @@ def test_kokoro_streams_one_part_per_sentence(kokoro_es):
     assert_well_formed(result, kokoro_es.name)
     meta = result.meta
     assert (meta["sentences"], meta["chunks"], meta["n_dropped_symbols"], meta["dropped_symbols"]) == (2, 2, 0, {})
-    assert (meta["style"], meta["phonemizer_voice"], meta["hard_cuts"]) == ("jf_alpha", "es", 0)
+    assert (meta["style"], meta["phonemizer_voice"], meta["hard_cuts"]) == ("jm_kumo", "es", 0) == (DEFAULT_STYLE, "es", 0)
 
 
 @pytest.mark.integration
@@ -165,8 +165,8 @@ def test_kokoro_streams_one_part_per_sentence(kokoro_es):
     ("en", "The train to Boston leaves from platform four."),
 ])
 def test_kokoro_round_trip_through_whisper_base(whisper_base, tmp_path, language, text):
-    voice = kokoro_voices(language, ["jf_alpha"])[0]
-    assert voice.label == f"kokoro-jf_alpha-{language}" and voice.sha256() == catalog.model_entry("kokoro-82m").sha256
+    voice = kokoro_voices(language, [DEFAULT_STYLE])[0]
+    assert voice.label == f"kokoro-jm_kumo-{language}" and voice.sha256() == catalog.model_entry("kokoro-82m").sha256
     synthesized = synthesize(voice, [text], tmp_path)
     assert synthesized["sample_rate"].tolist() == [24000]
     report = round_trip(whisper_base, synthesized)[voice.label].report
@@ -201,16 +201,18 @@ def test_long_text_is_chunked_never_truncated(kokoro_path):
     stage = KokoroTTS(kokoro_path, OrtConfig(intra_op_num_threads=2), language="es", speed=1.5)
     stage.load()
     clause = "el sol sale por la mañana y se esconde por la tarde"
-    text = ", ".join([clause] * 12)  # one sentence of about 590 ids
+    text = ", ".join([clause] * 9)  # one sentence of 520 ids
     encoded = kokoro_text.encode(stage.phonemes(text), stage.vocab)
     chunks, _, hard = stage.chunks(text)
     assert len(encoded.ids) > 510 and len(chunks) == 2 and hard == 0
     assert chunks[0][0].endswith(",") and all(len(ids) <= 510 for _, ids in chunks)
     assert sum(len(ids) for _, ids in chunks) == len(encoded.ids) - 1  # only the space at the cut is left out
-    result = stage.run(text)
-    first_alone = stage.synthesize_ids(chunks[0][1])
+    stream = stage.stream(text)
+    parts = list(stream)
+    result = stream.result
     assert (result.meta["chunks"], result.meta["sentences"], result.meta["phoneme_ids"]) == (2, 1, len(encoded.ids) - 1)
-    assert len(result.value.samples) > len(first_alone) + 0.5 * 24000
+    assert len(parts) == 2 and len(result.value.samples) == sum(len(p.samples) for p in parts)
+    assert len(parts[1].samples) > 0.5 * 24000  # the second chunk is spoken, not cut off
     assert [e.name for e in result.events] == ["start", "phonemized", "first_output", "output", "end"]
 
 

@@ -99,7 +99,7 @@ class Voice:
 def kokoro_voices(language: str, styles: Sequence[str] | None = None, model: str = "kokoro-82m",
                   phonemizer_voice: str | None = None) -> list[Voice]:
     """One Kokoro :class:`Voice` per speaker style (all styles of the model's styles file by default)."""
-    styles = list(styles) if styles is not None else style_names(catalog.model_path(model))
+    styles = list(styles) if styles is not None else style_names(catalog.resolve_model(model).path)
     suffix = "" if phonemizer_voice in (None, espeak_voice_for(language)) else f"-{phonemizer_voice}"
     if phonemizer_voice is not None and suffix and phonemizer_voice.startswith(f"{language}-"):
         suffix = phonemizer_voice[len(language):]
