@@ -74,6 +74,8 @@ def test_registered_engine_with_a_config_class_takes_its_keys_as_settings(clean_
             self.config = config
 
     register_engine("tts", "ort-voice", OrtVoice, OrtConfig)
+    assert build.engine_entry("tts", "ort-voice")[:2] == (OrtVoice, OrtConfig)
+    assert build.engine_entry("tts", "kokoro")[1] is OrtConfig and build.engine_entry("tts", None)[1] is OrtConfig
     stage = build_stage("tts", {"model": "m", "engine": "ort-voice",
                                 "settings": {"intra_op_num_threads": 1, "pitch": 40}})
     assert stage.config == OrtConfig(intra_op_num_threads=1) and stage.pitch == 40

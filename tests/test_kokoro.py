@@ -17,6 +17,7 @@ from saraikit.engines.ipa import Clause, EspeakIpa, split_clauses
 from saraikit.engines.kokoro import DEFAULT_STYLE, KokoroTTS, read_styles, style_names
 from saraikit.engines.ort import OrtConfig
 from saraikit.models import catalog
+from saraikit.models.stack import load_stack
 from saraikit.quality.transcribe import SttSystem, Transcriber
 from saraikit.quality.tts_eval import Voice, kokoro_voices, round_trip, synthesize
 
@@ -126,6 +127,20 @@ def test_kokoro_is_built_from_a_stack_dict_with_its_settings(kokoro_path):
     assert stage.ort_config.intra_op_num_threads == 1 and stage.model_path == kokoro_path
     assert build_stage("tts", {"model": "kokoro-82m", "engine": "kokoro"}).espeak_voice == "en-us"
     assert style_names(kokoro_path) == STYLES
+
+
+@pytest.mark.integration
+def test_a_stack_yaml_names_kokoro_for_spanish(provisioned, tmp_path):
+    path = tmp_path / "spanish.yaml"
+    path.write_text("stages:\n"
+                    "  tts:\n"
+                    "    model: kokoro-82m\n"
+                    "    engine: kokoro\n"
+                    "    language: es\n"
+                    "    settings: {style: jf_gongitsune, phonemizer_voice: es-419, intra_op_num_threads: 2}\n")
+    stage = build_stage("tts", load_stack(path)["stages"]["tts"])
+    assert (stage.style, stage.espeak_voice, stage.language, stage.ort_config.intra_op_num_threads) == (
+        "jf_gongitsune", "es-419", "es", 2)
 
 
 @pytest.mark.integration

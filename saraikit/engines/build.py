@@ -172,6 +172,24 @@ def import_engine(kind: str, path: str) -> type:
     return stage_cls
 
 
+def engine_entry(kind: str, engine: str | None) -> tuple:
+    """``(stage class, engine config class or None, builder)`` of an engine (None: the kind's default).
+
+    An import path is imported and registered on first use; anything else
+    unknown is a ConfigError listing the valid engines. The config class tells
+    a caller which knobs apply (OrtConfig: ONNX Runtime threads, ...)."""
+    if kind not in BUILDERS:
+        raise ConfigError(f"unknown stage kind {kind!r}; valid kinds: {sorted(BUILDERS)}")
+    engines = BUILDERS[kind]
+    engine = engine or next(iter(engines))
+    if engine not in engines and stack_files.is_import_path(engine):
+        import_engine(kind, engine)
+    if engine not in engines:
+        raise ConfigError(f"{kind} stage: unknown engine {engine!r}; valid engines for {kind}: {sorted(engines)}, "
+                          "or a stage class of your own written 'package.module:ClassName'")
+    return engines[engine]
+
+
 def build_stage(kind: str, spec: dict, **extra) -> Stage:
     """A (not yet loaded) stage from a stack's stage dict, e.g.
     ``{"model": "whisper-base", "engine": "ctranslate2", "settings": {"compute_type": "int8"}}``.
@@ -184,16 +202,10 @@ def build_stage(kind: str, spec: dict, **extra) -> Stage:
         raise ConfigError(f"unknown stage kind {kind!r}; valid kinds: {sorted(BUILDERS)}")
     if not isinstance(spec, dict) or "model" not in spec:
         raise ConfigError(f"{kind} stage: expected a mapping with a 'model', got {spec!r}")
-    engines = BUILDERS[kind]
-    engine = spec.get("engine") or next(iter(engines))
-    if engine not in engines and stack_files.is_import_path(engine):
-        import_engine(kind, engine)
-    if engine not in engines:
-        raise ConfigError(f"{kind} stage: unknown engine {engine!r}; valid engines for {kind}: {sorted(engines)}, "
-                          "or a stage class of your own written 'package.module:ClassName'")
+    engine = spec.get("engine") or next(iter(BUILDERS[kind]))
+    stage_cls, config_cls, build = engine_entry(kind, engine)
     settings = spec.get("settings") or {}
     if not isinstance(settings, dict):
         raise ConfigError(f"{kind} stage: settings must be a mapping, got {type(settings).__name__}")
-    stage_cls, config_cls, build = engines[engine]
     config, options = _split_settings(settings, config_cls, stage_cls, f"{kind} stage ({engine})")
     return build(spec, config, {"name": spec["model"], **options, **extra})
