@@ -35,6 +35,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import psutil
 
 from saraikit.core.errors import ConfigError, DataError, ModelError
 from saraikit.core.progress import progress
@@ -131,16 +132,26 @@ def synthesize(voice: Voice, sentences: Sequence[str], out_dir: str | Path,
                level_dbfs: float = LEVEL_DBFS) -> pd.DataFrame:
     """Speak each sentence, equalize it and write ``out_dir/<voice>/<text_id>.wav``; one row per sentence.
 
+    The voice is loaded and warmed once (one sentence); each row keeps the
+    stage's time to first audio (``first_audio_ms``: the first sentence or
+    chunk ready), its whole time (``synth_ms``), the real-time factor
+    (``rtf`` = synthesis time / audio time), and the load time and the RSS the
+    load added to this process (``load_rss_mib``, psutil; shared pages count).
+
     ``text_id`` is ``<language>-<position>`` (``en-00``), so the same sentence
     has the same id for every voice of a language.
     """
     if isinstance(sentences, str) or not sentences:
         raise DataError(f"voice {voice.label}: expected a non-empty list of sentences")
     stage = voice.build()
-    stage.load()
+    rss_before = psutil.Process().memory_info().rss
+    load_s = stage.load()
+    load_rss_mib = (psutil.Process().memory_info().rss - rss_before) / 2**20
+    stage.warmup(1)
     rows = []
     for position, text in enumerate(progress(sentences, desc=f"synthesizing {voice.label}")):
-        audio = stage.run(text).value
+        result = stage.run(text)
+        audio = result.value
         if audio.samples.size == 0:
             raise DataError(f"voice {voice.label} produced no audio for {text!r}")
         text_id = f"{voice.language}-{position:02d}"
@@ -148,7 +159,10 @@ def synthesize(voice: Voice, sentences: Sequence[str], out_dir: str | Path,
         write_wav(path, equalize(audio.samples, level_dbfs), audio.sample_rate)
         rows.append({"voice": voice.label, "language": voice.language, "text_id": text_id, "text": text,
                      "path": str(path), "sample_rate": audio.sample_rate,
-                     "duration_s": audio.samples.size / audio.sample_rate})
+                     "duration_s": audio.samples.size / audio.sample_rate,
+                     "first_audio_ms": result.first_output_s * 1000, "synth_ms": result.duration_s * 1000,
+                     "rtf": result.duration_s / (audio.samples.size / audio.sample_rate),
+                     "load_s": load_s, "load_rss_mib": load_rss_mib})
     return pd.DataFrame(rows)
 
 
