@@ -18,7 +18,7 @@ from saraikit.models.stack import load_stack
 def test_build_stage_rejects_unknown_kind_engine_and_settings(tmp_path):
     with pytest.raises(ConfigError, match=r"valid engines for stt: \['ctranslate2', 'moonshine', 'whisper-onnx'\]"):
         build_stage("stt", {"model": "whisper-base", "engine": "whisper.cpp"})
-    with pytest.raises(ConfigError, match=r"valid engines for tts: \['espeak-ng', 'onnxruntime', 'piper'\]"):
+    with pytest.raises(ConfigError, match=r"valid engines for tts: \['espeak-ng', 'kokoro', 'onnxruntime', 'piper'\]"):
         build_stage("tts", {"model": "x", "engine": "coqui"})
     with pytest.raises(ConfigError, match="unknown stage kind 'asr'"):
         build_stage("asr", {"model": "x"})

@@ -44,6 +44,15 @@ Decisions
   would measure the noise. ``noise=True`` gives the voice's configured scales (what the
   voice uses in production) for latency runs; the cost is the same, the
   output is not reproducible.
+- Kokoro feeds (``kokoro-82m``) use the stage's own front end
+  (``KokoroTTS.chunks`` / ``feeds``: espeak-ng IPA with punctuation, Kokoro's
+  vocabulary, the style row for the phoneme count), style
+  :data:`saraikit.engines.kokoro.DEFAULT_STYLE`, speed 1, one sentence per
+  feed. Evaluation: Spanish first (``ceil(n / 2)`` of :data:`SENTENCES_ES`,
+  espeak-ng ``es``), then English (:data:`SENTENCES_EN`, ``en-us``), the
+  whisper-base order reversed because Kokoro is here for Spanish.
+  Calibration: :data:`CALIBRATION_SENTENCES_EN` (there is no Spanish
+  calibration set; the model ships as int8 and is not requantized anyway).
 """
 
 from __future__ import annotations
@@ -59,6 +68,7 @@ from saraikit.core.errors import ConfigError, DataError
 from saraikit.data import datasets
 from saraikit.data.audio import SAMPLE_RATE, read_16k
 from saraikit.data.datasets import Clip
+from saraikit.engines.kokoro import KokoroTTS
 from saraikit.engines.piper import PiperTTS
 from saraikit.engines.whisper_export import INPUT_NAME
 from saraikit.engines.whisper_onnx import WINDOW_FRAMES, feature_frames
@@ -124,6 +134,8 @@ ENCODER_LANGUAGES = {"whisper-tiny.en": ("en",), "whisper-base": ("en", "es")}
 EVALUATION_SETS = {"en": "librivox_en + cards_en", "es": "asterisk_es (even positions)"}
 """Names of the evaluation speech per language, for tables and KPI rows."""
 PIPER_VOICES = ("piper-en_US-joe-medium",)
+KOKORO_MODELS = ("kokoro-82m",)
+KOKORO_LANGUAGES = ("es", "en")
 
 
 # ---------------------------------------------------------------------------
@@ -211,6 +223,33 @@ def phoneme_feeds(sentences: Sequence[str], voice_path: str | Path, noise: bool 
     return [voice.feeds(voice.phoneme_ids(sentence)) for sentence in sentences]
 
 
+def kokoro_texts(n: int, split: str = "evaluation") -> list[tuple[str, str]]:
+    """``(language, sentence)`` pairs behind Kokoro's real feeds (see the module docstring)."""
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
+    if split == "calibration":
+        return [("en", sentence) for sentence in sentences(n, "calibration")]
+    if not isinstance(n, int) or n < 1:
+        raise DataError(f"kokoro sentences: n must be a positive int, got {n!r}")
+    pools = {"es": SENTENCES_ES, "en": SENTENCES_EN}
+    return [(language, sentence) for language, count in _split_counts(n, KOKORO_LANGUAGES).items()
+            for sentence in _evenly(pools[language], count, f"{language} {split} sentences")]
+
+
+def kokoro_feeds(texts: Sequence[tuple[str, str]], model_path: str | Path) -> list[dict[str, np.ndarray]]:
+    """Kokoro feeds (``tokens`` [1, N + 2], ``style`` [1, 256], ``speed`` [1]) per ``(language, sentence)``."""
+    if isinstance(texts, str) or not texts:
+        raise DataError("kokoro_feeds: expected a non-empty list of (language, sentence) pairs")
+    voices, feeds = {}, []
+    for language, sentence in texts:
+        voice = voices.get(language) or voices.setdefault(language, KokoroTTS(model_path, language=language))
+        chunks, _, _ = voice.chunks(sentence)
+        if len(chunks) != 1:
+            raise DataError(f"kokoro_feeds: {sentence!r} gives {len(chunks)} chunks; a feed is one sentence")
+        feeds.append(voice.feeds(chunks[0][1]))
+    return feeds
+
+
 # ---------------------------------------------------------------------------
 # Dispatch for the default models
 
@@ -220,7 +259,7 @@ class Recipe:
     """Where a default model's real inputs come from (shown in notebooks beside the figures)."""
 
     model_name: str
-    kind: str  # "whisper-encoder" | "piper"
+    kind: str  # "whisper-encoder" | "piper" | "kokoro"
     description: str
 
 
@@ -238,7 +277,12 @@ def recipe(model_name: str) -> Recipe:
         return Recipe(model_name, "piper",
                       "phoneme ids of real assistant sentences (piper's phonemizer), scales [0, 1, 0]; "
                       "evaluation: SENTENCES_EN, calibration: CALIBRATION_SENTENCES_EN")
-    known = sorted(ENCODER_LANGUAGES) + list(PIPER_VOICES)
+    if model_name in KOKORO_MODELS:
+        return Recipe(model_name, "kokoro",
+                      "phoneme ids of real assistant sentences (espeak-ng IPA -> Kokoro vocabulary), one style, "
+                      "speed 1; evaluation: SENTENCES_ES (espeak-ng es) then SENTENCES_EN (en-us); "
+                      "calibration: CALIBRATION_SENTENCES_EN")
+    known = sorted(ENCODER_LANGUAGES) + list(PIPER_VOICES) + list(KOKORO_MODELS)
     raise ConfigError(f"no real-input recipe for model {model_name!r} (known: {', '.join(known)}); "
                       "use synthetic inputs (saraikit.synthetic) and label them as such")
 
@@ -269,4 +313,6 @@ def real_feeds(model_name: str, n: int, split: str = "evaluation", noise: bool =
         raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
     if kind == "whisper-encoder":
         return mel_features(encoder_clips(model_name, n, split))
+    if kind == "kokoro":
+        return kokoro_feeds(kokoro_texts(n, split), catalog.model_path(model_name))
     return phoneme_feeds(sentences(n, split), catalog.model_path(model_name), noise=noise)

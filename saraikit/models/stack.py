@@ -5,12 +5,19 @@ with ``stages`` (name -> model, engine, settings, expects, produces) and
 ``links`` (pairs of stage names, producer first). A user points a stage at
 their own model by naming it (anything ``saraikit models list`` shows) or by
 giving a path. Unknown keys are rejected with the list of valid ones.
+
+An ``engine`` is a built-in one (:data:`ENGINES`), a name registered with
+``saraikit.engines.build.register_engine`` (which adds it to :data:`ENGINES`),
+or a stage class of the user's own written ``package.module:ClassName``
+(imported when the stage is built; see ``saraikit.engines.build``).
 """
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+
+import re
 
 import yaml
 
@@ -24,7 +31,13 @@ PIPELINE_OPTIONS = {"early_stt": False, "speculate_after_ms": 0.0}
 STAGE_KEYS = {"model", "engine", "settings", "expects", "produces", "has", "language"}
 KINDS = ("vad", "stt", "llm", "tts")  # a stage is named after its kind, optionally with a language: stt_es
 BEST_STACK = "best_stack.yaml"
-ENGINES = {"onnxruntime", "ctranslate2", "llama.cpp", "espeak-ng", "piper", "moonshine", "whisper-onnx"}
+ENGINES = {"onnxruntime", "ctranslate2", "llama.cpp", "espeak-ng", "piper", "moonshine", "kokoro", "whisper-onnx"}
+IMPORT_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+
+
+def is_import_path(engine) -> bool:
+    """True for an engine written as ``package.module:ClassName`` (a user's own stage class)."""
+    return isinstance(engine, str) and IMPORT_PATH.fullmatch(engine) is not None
 
 
 def best_stack_path(target: str | None = None) -> Path:
@@ -97,8 +110,9 @@ def validate_stack(stack: dict, where: str = "stack") -> None:
             raise ConfigError(f"{where}: stage {name!r} has unknown key(s) {sorted(unknown)}; "
                               f"valid keys: {sorted(STAGE_KEYS)}")
         engine = stage.get("engine")
-        if engine is not None and engine not in ENGINES:
-            raise ConfigError(f"{where}: stage {name!r} engine {engine!r} is not one of {sorted(ENGINES)}")
+        if engine is not None and engine not in ENGINES and not is_import_path(engine):
+            raise ConfigError(f"{where}: stage {name!r} engine {engine!r} is not one of {sorted(ENGINES)} "
+                              "nor a stage class of your own written 'package.module:ClassName'")
     pipeline_options(stack, where)
     for link in stack.get("links", []):
         if len(link) != 2 or any(s not in stack["stages"] for s in link):

@@ -16,6 +16,13 @@ Decisions:
   estimate of a listening test, labelled :data:`MOS_LABEL` everywhere.
 - A listening kit is never overwritten: ratings collected against it would
   lose their meaning.
+- A :class:`Voice` of any other engine (``kokoro``, a user's own
+  ``package.module:ClassName``) is built by
+  :func:`saraikit.engines.build.build_stage` from its model, language and
+  ``settings``, exactly as a stack YAML would build it; :func:`kokoro_voices`
+  names Kokoro's voices ``kokoro-<style>-<language>`` (``kokoro-jf_alpha-es``),
+  with the espeak-ng voice appended when it is not the language's default
+  (``kokoro-jf_alpha-es-419``).
 """
 
 from __future__ import annotations
@@ -28,13 +35,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import psutil
 
-from saraikit.core.errors import ConfigError, DataError
+from saraikit.core.errors import ConfigError, DataError, ModelError
 from saraikit.core.progress import progress
 from saraikit.core.stats import bootstrap_ci
 from saraikit.data.audio import SAMPLE_RATE, read_audio
 from saraikit.data.noise import PEAK_LIMIT
+from saraikit.engines.build import build_stage
 from saraikit.engines.espeak import EspeakTTS
+from saraikit.engines.kokoro import espeak_voice_for, style_names
 from saraikit.engines.piper import PiperTTS
 from saraikit.models import catalog
 from saraikit.quality.files import write_wav
@@ -45,7 +55,7 @@ from saraikit.quality.stt_eval import SttScore, Utterance, evenly, score, transc
 
 __all__ = [
     "LEVEL_DBFS", "MOS_LABEL", "Voice", "build_listening_kit", "collect_ratings", "default_voices", "equalize",
-    "mos_groups", "mos_summary", "predicted_mos", "round_trip", "synthesize",
+    "kokoro_voices", "mos_groups", "mos_summary", "predicted_mos", "round_trip", "synthesize",
 ]
 
 LEVEL_DBFS = -25.0
@@ -56,24 +66,47 @@ MOS_LABEL = f"{DNSMOS_LABEL}, not human MOS"
 class Voice:
     label: str
     language: str
-    engine: str  # "piper" | "espeak-ng"
-    model: str  # manifest name (piper) or espeak-ng voice name
+    engine: str  # "piper" | "espeak-ng" | "kokoro" | any engine build_stage knows
+    model: str  # manifest name or path (piper, kokoro), espeak-ng voice name (espeak-ng)
+    settings: tuple = ()  # (key, value) pairs of the stage's settings, as in a stack YAML
 
     def build(self):
         if self.engine == "piper":
-            return PiperTTS(catalog.model_path(self.model), name=self.label)
+            return PiperTTS(catalog.model_path(self.model), name=self.label, **dict(self.settings))
         if self.engine == "espeak-ng":
-            return EspeakTTS(self.model, name=self.label)
-        raise ConfigError(f"voice {self.label!r}: unknown engine {self.engine!r} (piper, espeak-ng)")
+            return EspeakTTS(self.model, name=self.label, **dict(self.settings))
+        spec = {"model": self.model, "engine": self.engine, "language": self.language, "settings": dict(self.settings)}
+        return build_stage("tts", spec, name=self.label)
 
     def sha256(self) -> str | None:
-        return catalog.model_entry(self.model).sha256 if self.engine == "piper" else None
+        """The model's sha256 (None for espeak-ng, and for an engine whose model is not a file or manifest name)."""
+        if self.engine == "espeak-ng":
+            return None
+        try:
+            return catalog.resolve_model(self.model).sha256()
+        except ModelError:
+            return None
 
     def version(self) -> str:
         if self.engine == "piper":
             return self.model
+        if self.engine not in ("espeak-ng", "kokoro"):
+            return f"{self.engine} {self.model} {dict(self.settings)}"
         done = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, timeout=30)
-        return done.stdout.strip() or "espeak-ng (version unknown)"
+        espeak = done.stdout.strip() or "espeak-ng (version unknown)"
+        return espeak if self.engine == "espeak-ng" else f"{self.model} {dict(self.settings)}; IPA by {espeak}"
+
+
+def kokoro_voices(language: str, styles: Sequence[str] | None = None, model: str = "kokoro-82m",
+                  phonemizer_voice: str | None = None) -> list[Voice]:
+    """One Kokoro :class:`Voice` per speaker style (all styles of the model's styles file by default)."""
+    styles = list(styles) if styles is not None else style_names(catalog.resolve_model(model).path)
+    suffix = "" if phonemizer_voice in (None, espeak_voice_for(language)) else f"-{phonemizer_voice}"
+    if phonemizer_voice is not None and suffix and phonemizer_voice.startswith(f"{language}-"):
+        suffix = phonemizer_voice[len(language):]
+    extra = (("phonemizer_voice", phonemizer_voice),) if phonemizer_voice else ()
+    return [Voice(f"kokoro-{style}-{language}{suffix}", language, "kokoro", model, (("style", style),) + extra)
+            for style in styles]
 
 
 def default_voices() -> list[Voice]:
@@ -99,16 +132,26 @@ def synthesize(voice: Voice, sentences: Sequence[str], out_dir: str | Path,
                level_dbfs: float = LEVEL_DBFS) -> pd.DataFrame:
     """Speak each sentence, equalize it and write ``out_dir/<voice>/<text_id>.wav``; one row per sentence.
 
+    The voice is loaded and warmed once (one sentence); each row keeps the
+    stage's time to first audio (``first_audio_ms``: the first sentence or
+    chunk ready), its whole time (``synth_ms``), the real-time factor
+    (``rtf`` = synthesis time / audio time), and the load time and the RSS the
+    load added to this process (``load_rss_mib``, psutil; shared pages count).
+
     ``text_id`` is ``<language>-<position>`` (``en-00``), so the same sentence
     has the same id for every voice of a language.
     """
     if isinstance(sentences, str) or not sentences:
         raise DataError(f"voice {voice.label}: expected a non-empty list of sentences")
     stage = voice.build()
-    stage.load()
+    rss_before = psutil.Process().memory_info().rss
+    load_s = stage.load()
+    load_rss_mib = (psutil.Process().memory_info().rss - rss_before) / 2**20
+    stage.warmup(1)
     rows = []
     for position, text in enumerate(progress(sentences, desc=f"synthesizing {voice.label}")):
-        audio = stage.run(text).value
+        result = stage.run(text)
+        audio = result.value
         if audio.samples.size == 0:
             raise DataError(f"voice {voice.label} produced no audio for {text!r}")
         text_id = f"{voice.language}-{position:02d}"
@@ -116,7 +159,10 @@ def synthesize(voice: Voice, sentences: Sequence[str], out_dir: str | Path,
         write_wav(path, equalize(audio.samples, level_dbfs), audio.sample_rate)
         rows.append({"voice": voice.label, "language": voice.language, "text_id": text_id, "text": text,
                      "path": str(path), "sample_rate": audio.sample_rate,
-                     "duration_s": audio.samples.size / audio.sample_rate})
+                     "duration_s": audio.samples.size / audio.sample_rate,
+                     "first_audio_ms": result.first_output_s * 1000, "synth_ms": result.duration_s * 1000,
+                     "rtf": result.duration_s / (audio.samples.size / audio.sample_rate),
+                     "load_s": load_s, "load_rss_mib": load_rss_mib})
     return pd.DataFrame(rows)
 
 

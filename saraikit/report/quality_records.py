@@ -24,6 +24,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from saraikit.core.stats import summarize
 from saraikit.core.store import Figure, ResultsStore, Trial
 from saraikit.quality.mos import SCORE_KEYS
 from saraikit.quality.stt_eval import NOISE_TEXT, SCORING_TEXT, AccuracyRun, NoiseRun, SttScore, percent
@@ -31,9 +32,10 @@ from saraikit.quality.transcribe import DECODING_TEXT, SttSystem
 from saraikit.quality.tts_eval import LEVEL_DBFS, MOS_LABEL, Voice, mos_summary
 from saraikit.report.kpi import SEED_CLAIMS, history, record_kpi
 
-__all__ = ["QUALITY_KPIS", "kpi_rows_line", "recommended_int8", "record_accuracy", "record_noise", "record_tts"]
+__all__ = ["QUALITY_KPIS", "kpi_rows_line", "recommended_int8", "record_accuracy", "record_noise", "record_tts",
+           "record_voice_latency"]
 
-QUALITY_KPIS = ("wer", "cer", "tts_intelligibility_wer", "predicted_mos")
+QUALITY_KPIS = ("wer", "cer", "tts_intelligibility_wer", "predicted_mos", "tts_first_audio_p50_ms")
 
 
 def recommended_int8(store: ResultsStore, target: str, model: str = "whisper-base") -> list[str]:
@@ -119,6 +121,27 @@ def record_tts(store: ResultsStore, run_id: str, voices: Sequence[Voice], trips:
             rows.append({"voice": voice.label, "kpi": "predicted_mos", "trial_id": trial, "kpi_id": kpi_id})
     return pd.DataFrame(rows)
 
+
+
+def record_voice_latency(store: ResultsStore, run_id: str, synthesized: pd.DataFrame,
+                         dataset: str = "assistant sentences") -> list[int]:
+    """Per voice: a trial with every sentence's time to first audio, and its ``tts_first_audio_p50_ms`` KPI."""
+    ids = []
+    for label, group in synthesized.groupby("voice", sort=False):
+        values = group["first_audio_ms"].astype(float).tolist()
+        s = summarize(values)
+        language = group["language"].iloc[0]
+        trial = store.record(run_id, Trial(
+            "tts_first_audio", {"voice": label, "language": language},
+            [Figure("first_audio_p50_ms", s.p50, "ms", s.n), Figure("rtf_p50", float(group["rtf"].median()), "", s.n),
+             Figure("load_rss_mib", float(group["load_rss_mib"].iloc[0]), "MiB", 1)],
+            model_name=label, samples=values,
+            method={"description": "stage time to first audio per sentence, after one warm-up, in the notebook's process"}))
+        ids.append(record_kpi(store, run_id, "tts_first_audio_p50_ms", s.p50, s.n, ci=(s.p50_ci_low, s.p50_ci_high),
+                              dataset=f"{dataset} ({language})", model_name=label, source_trials=[trial],
+                              method="TTS stage start to first audio part, one sentence at a time; "
+                                     "bootstrap CI within one process", samples=values))
+    return ids
 
 
 def kpi_rows_line(store: ResultsStore, target: str, run_id: str, kpis: Sequence[str] = QUALITY_KPIS) -> str:

@@ -1,4 +1,4 @@
-"""Measuring the candidates of one model: latency in fresh processes, and WER (or the Piper round trip).
+"""Measuring the candidates of one model: latency in fresh processes, and WER (or a TTS round trip).
 
 Decisions
 ---------
@@ -11,7 +11,8 @@ Decisions
   already rejected before WER (``rejected_before_wer``), unless
   ``wer_for_rejected``; the control row is never transcribed.
 - The Piper round trip transcribes with one CTranslate2 thread at float32,
-  like the other WER paths of the quantize package.
+  like the other WER paths of the quantize package; so does Kokoro's
+  (:func:`round_trip_wer` picks the voice's round trip by the model's kind).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
+from saraikit.core.errors import ConfigError
 from saraikit.core.progress import progress
 from saraikit.engines.ct2 import Ct2WhisperConfig
 from saraikit.engines.whisper import FasterWhisperSTT
@@ -98,16 +100,42 @@ def encoder_wer(name: str, rows: Sequence, sizes: Mapping[str, int]) -> dict:
     return reports
 
 
-def piper_wer(name: str, source: Path, rows: Sequence, n_sentences: int, asr_model: str) -> dict:
-    """``{candidate: {"round trip en": WerReport}}``: each row speaks the sentences, ``asr_model`` transcribes."""
-    sentences = realinputs.sentences(n_sentences)
+def _english_asr(asr_model: str) -> FasterWhisperSTT:
     asr = FasterWhisperSTT(catalog.model_path(asr_model), Ct2WhisperConfig(compute_type="float32", cpu_threads=1),
                            language="en", beam_size=1, transcribe_options=transcribe.FASTER_WHISPER_OPTIONS)
     asr.load()
+    return asr
+
+
+def _tts_wer(name: str, rows: Sequence, n_sentences: int, asr_model: str, speak) -> dict:
+    """``{candidate: {"round trip en": WerReport}}``: ``speak(row, sentences, asr)`` gives each row's transcripts."""
+    sentences = realinputs.sentences(n_sentences)
+    asr = _english_asr(asr_model)
     ids = [f"s{i:02d}" for i in range(len(sentences))]
-    voice_config = source.with_name(source.name + ".json")
     reports = {}
     for row in progress(rows, desc=f"round trip {name}"):
-        texts = tasks.piper_round_trip(row.path, sentences, asr, voice_config)
+        texts = speak(row, sentences, asr)
         reports[row.candidate] = {"round trip en": tasks.wer_reports(ids, sentences, texts, ["en"] * len(ids))["en"]}
     return reports
+
+
+def piper_wer(name: str, source: Path, rows: Sequence, n_sentences: int, asr_model: str) -> dict:
+    """``{candidate: {"round trip en": WerReport}}``: each row speaks the sentences, ``asr_model`` transcribes."""
+    voice_config = source.with_name(source.name + ".json")
+    return _tts_wer(name, rows, n_sentences, asr_model,
+                    lambda row, sentences, asr: tasks.piper_round_trip(row.path, sentences, asr, voice_config))
+
+
+def kokoro_wer(name: str, rows: Sequence, n_sentences: int, asr_model: str) -> dict:
+    """Kokoro's round trip in English, one report per row (the int8 model as shipped is the only row)."""
+    return _tts_wer(name, rows, n_sentences, asr_model,
+                    lambda row, sentences, asr: tasks.kokoro_round_trip(row.path, sentences, asr, "en"))
+
+
+def round_trip_wer(name: str, kind: str, source: Path, rows: Sequence, n_sentences: int, asr_model: str) -> dict:
+    """The round trip of a TTS model of ``kind`` ("piper" or "kokoro", from ``realinputs.recipe``)."""
+    if kind == "kokoro":
+        return kokoro_wer(name, rows, n_sentences, asr_model)
+    if kind == "piper":
+        return piper_wer(name, source, rows, n_sentences, asr_model)
+    raise ConfigError(f"round_trip_wer: {name!r} is a {kind!r} model; only piper and kokoro voices have a round trip")

@@ -17,7 +17,9 @@ Decisions
   beside it), or when its task metric was not measured. Every reason that
   applies is listed. The recommended variant is the accepted one with the
   lowest P50 among those significantly faster than FP32 (ratio CI below 1);
-  if none is, there is no recommendation and the message says so.
+  if none is, there is no recommendation and the message says so. A model
+  without variants (already quantized, like Kokoro-82M int8) gets a message
+  that says so, not "keep FP32".
 - Fidelity is comparable only when the output keeps its length; a row whose
   length changes is judged on its task metric (WER) alone, and says so. A
   :class:`QualityBudget` threshold set to None is not applied at all.
@@ -157,6 +159,10 @@ def recommend(table: pd.DataFrame, budget: QualityBudget, model: str) -> Recomme
         whys.append(why)
     out = table.assign(decision=decisions, why=whys)
     winners = out[(out["decision"] == "accepted") & (out["verdict"] == "faster")].sort_values("p50_ms")
+    if "variant" not in roles:
+        message = (f"No INT8 variant of {model} was made (the quantization rows say why, e.g. it is already "
+                   "quantized): its baseline is measured as it is, nothing to recommend.")
+        return Recommendation(model, None, message, out)
     if winners.empty:
         n_accepted = int((out["decision"] == "accepted").sum())
         message = (f"No INT8 variant of {model} is faster than FP32 on this CPU; keep FP32"

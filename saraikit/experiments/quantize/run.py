@@ -26,6 +26,10 @@ Decisions
   MatMul + Add into Gemm, which dynamic quantization does not handle. So
   ``quantize_all`` quantizes the original model for a variant that would
   find fewer quantizable nodes in the pre-processed one (row ``source``).
+- A model that is quantized already (Kokoro-82M ships as int8) is neither
+  pre-processed nor quantized: ``quantize_all`` returns one "skipped" row per
+  variant whose reason says "already quantized" with the evidence (its
+  quantization nodes), so a notebook shows it beside the other models.
 """
 
 from __future__ import annotations
@@ -193,6 +197,9 @@ def quantize_all(
 
     out_dir = Path(out_dir)
     stem = source.name.removesuffix(".onnx")
+    already = already_quantized(source)
+    if already:  # e.g. Kokoro-82M int8: say so for every variant, write nothing
+        return _already_quantized_frame(source, variants, already)
     prepared = preprocess(source, out_dir / f"{stem}.preprocessed.onnx")
     prepared_graph = load_graph(Path(prepared.path)) if prepared.ok else None
     fp32_bytes = inspect_model(source).bytes
@@ -212,6 +219,15 @@ ROW_COLUMNS = [
     "name", "status", "ok", "reason", "bytes", "size_ratio", "node_types", "quantize_s", "path", "source",
     "config_key",
 ]
+
+
+def _already_quantized_frame(source: Path, variants: list[Variant], reason: str) -> pd.DataFrame:
+    """One "skipped" row per variant for a model that is quantized already (nothing pre-processed or written)."""
+    rows = [_row(QuantResult(v, None, None, False, reason, 0.0, status="skipped"), 1, "original") for v in variants]
+    frame = pd.DataFrame(rows, columns=ROW_COLUMNS)
+    frame.attrs["preprocess"] = dataclasses.asdict(
+        Preprocessed(str(source), str(source), False, f"not pre-processed: {reason}", 0.0))
+    return frame
 
 
 def _prepared_serves(variant: Variant, original, prepared) -> bool:

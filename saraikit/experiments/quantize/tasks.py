@@ -1,4 +1,4 @@
-"""Task metrics of the candidates: Whisper transcripts with each encoder, Piper round trips, WER tables.
+"""Task metrics of the candidates: Whisper transcripts with each encoder, Piper and Kokoro round trips, WER tables.
 
 Decisions
 ---------
@@ -28,6 +28,7 @@ import pandas as pd
 from saraikit.core.errors import DataError
 from saraikit.data.audio import ensure_16k, read_16k
 from saraikit.engines.ct2 import Ct2WhisperConfig
+from saraikit.engines.kokoro import KokoroTTS
 from saraikit.engines.piper import PiperTTS
 from saraikit.engines.whisper import FasterWhisperSTT
 from saraikit.engines.whisper_onnx import OnnxEncoderWhisper
@@ -69,6 +70,15 @@ def piper_round_trip(voice_path: str | Path, sentences: Sequence[str], stt,
     noise_scale, length_scale, noise_w = PIPER_DETERMINISTIC_SCALES
     tts = PiperTTS(voice_path, config_path=config_path, noise_scale=noise_scale, length_scale=length_scale,
                    noise_w=noise_w)
+    tts.load()
+    return [stt.run(ensure_16k(tts.run(sentence).value)).value.text for sentence in sentences]
+
+
+def kokoro_round_trip(model_path: str | Path, sentences: Sequence[str], stt, language: str = "en") -> list[str]:
+    """Speak each sentence with the Kokoro model at ``model_path`` (default style, speed 1) and transcribe it.
+
+    Kokoro has no noise input, so its audio is the same on every run."""
+    tts = KokoroTTS(model_path, language=language)
     tts.load()
     return [stt.run(ensure_16k(tts.run(sentence).value)).value.text for sentence in sentences]
 
