@@ -21,7 +21,7 @@ def _option(label):
 
 def test_options_name_their_language_and_moonshine_is_english_only():
     en, es = space.stt_options("en", margins=(64, 128)), space.stt_options("es", margins=(64, 128))
-    assert en[0].label == space.REFERENCE_STT and en[0].spec["settings"]["margin_frames"] == space.FULL_WINDOW
+    assert en[0].label == space.REFERENCE_STT and en[0].spec["settings"] == {"encoder": "fp32", "window_frames": "full"}
     assert "moonshine base-en" in [o.label for o in en] and "moonshine base-en" not in [o.label for o in es]
     assert all(o.spec.get("language") == "es" for o in es if o.label != FW_DETECTED)
     assert "language" not in next(o for o in es if o.label == FW_DETECTED).spec

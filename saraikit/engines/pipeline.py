@@ -70,7 +70,9 @@ from saraikit.models.stack import PIPELINE_OPTIONS, pipeline_options
 
 SPANISH_TTS = {"model": "espeak-ng", "engine": "espeak-ng", "language": "es"}
 THREAD_KEYS = ("ort_threads", "ct2_threads", "llama_threads")
-ORT_ENGINES = {"onnxruntime", "piper", "kokoro", "moonshine"}  # stages whose threads are ONNX Runtime's
+# Engines whose threads are ONNX Runtime's / CTranslate2's (whisper-onnx: an ORT encoder and a CT2 decoder).
+ORT_ENGINES = {"onnxruntime", "piper", "kokoro", "moonshine", "whisper-onnx"}
+CT2_ENGINES = {"ctranslate2", "whisper-onnx"}
 def preflight(stack: dict, where: str | None = None) -> None:
     """Build every stage without loading it, in the caller's process.
 
@@ -102,9 +104,9 @@ def apply_threads(stack: dict, threads: dict | None) -> dict:
         engine = spec.get("engine")
         if engine in ORT_ENGINES and "ort_threads" in threads:
             spec["settings"]["intra_op_num_threads"] = threads["ort_threads"]
-        elif engine == "ctranslate2" and "ct2_threads" in threads:
+        if engine in CT2_ENGINES and "ct2_threads" in threads:
             spec["settings"]["cpu_threads"] = threads["ct2_threads"]
-        elif engine == "llama.cpp" and "llama_threads" in threads:
+        if engine == "llama.cpp" and "llama_threads" in threads:
             spec["settings"]["n_threads"] = threads["llama_threads"]
     return {**stack, "stages": stages}
 

@@ -44,9 +44,14 @@ class StageOption:
     spec: dict = field(hash=False)
 
 
-def stt_options(language: str, encoders=("fp32", "int8"), margins=(128,), min_window_frames: int | None = None,
+def stt_options(language: str, encoders=("fp32", "int8"), margins=(128,), min_windows=(None,),
                 moonshine: bool = True, faster_whisper: bool = True) -> list[StageOption]:
-    """The STT options for ``language``: references first, then the trimmed windows, then Moonshine."""
+    """The STT options for ``language``: references first, then the trimmed windows, then Moonshine.
+
+    ``min_windows`` are the shortest trimmed windows in frames (None: the
+    engine's default, see :mod:`saraikit.engines.whisper_trim`); each margin
+    is tried with each of them.
+    """
     for margin in margins:
         if not isinstance(margin, int) or margin < 0:
             raise ConfigError(f"stack search: margin {margin!r} must be an int >= 0 (mel frames of 10 ms)")
@@ -58,9 +63,10 @@ def stt_options(language: str, encoders=("fp32", "int8"), margins=(128,), min_wi
     for encoder in encoders:
         if encoder != "fp32":
             options.append(StageOption(f"whisper-onnx {encoder} full", _onnx_whisper(language, encoder, FULL_WINDOW, None)))
-        for margin in margins:
-            options.append(StageOption(f"whisper-onnx {encoder} +{margin}",
-                                       _onnx_whisper(language, encoder, margin, min_window_frames)))
+        for margin, min_window in itertools.product(margins, min_windows):
+            floor = "" if min_window is None else f" >={min_window / 100:g} s"
+            options.append(StageOption(f"whisper-onnx {encoder} +{margin}{floor}",
+                                       _onnx_whisper(language, encoder, margin, min_window)))
     if moonshine and language == "en":
         options.append(StageOption("moonshine base-en", {"model": "moonshine-base-en", "engine": "moonshine",
                                                           "language": "en"}))
@@ -68,6 +74,9 @@ def stt_options(language: str, encoders=("fp32", "int8"), margins=(128,), min_wi
 
 
 def _onnx_whisper(language: str, encoder: str, margin: int, min_window_frames: int | None) -> dict:
+    if margin >= FULL_WINDOW:
+        return {"model": "whisper-base", "engine": "whisper-onnx", "language": language,
+                "settings": {"encoder": encoder, "window_frames": "full"}}
     settings = {"encoder": encoder, "margin_frames": margin}
     if min_window_frames is not None:
         settings["min_window_frames"] = min_window_frames

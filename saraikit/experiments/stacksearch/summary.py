@@ -30,7 +30,10 @@ from saraikit.experiments.stacksearch.screen import lever_ratio
 
 
 def stt_levers(screen_rows: pd.DataFrame, language: str, encoder: str, margin: int) -> pd.DataFrame:
-    """Each STT lever on its own, as an STT-time ratio paired by round (< 1: the lever saves time)."""
+    """Each STT lever on its own, as an STT-time ratio paired by round (< 1: the lever saves time).
+
+    The trimmed options compared are those with the engine's default minimum window.
+    """
     pairs = [("trimmed vs full window (FP32)", REFERENCE_STT, f"whisper-onnx fp32 +{margin}"),
              (f"{encoder.upper()} vs FP32 encoder (+{margin})", f"whisper-onnx fp32 +{margin}",
               f"whisper-onnx {encoder} +{margin}"),
