@@ -161,3 +161,15 @@ def test_blank_lines_do_not_make_empty_sentences():
 def test_bad_min_chars(bad):
     with pytest.raises(ConfigError, match="min_chars"):
         SentenceCutter(min_chars=bad)
+
+
+def test_first_clause_cuts_only_the_first_piece_at_a_comma():
+    from saraikit.data.sentences import SentenceCutter
+
+    cutter = SentenceCutter(first_clause=True)
+    assert cutter.feed("Claro, he puesto una alarma") == []  # "Claro," alone is shorter than min_chars
+    assert cutter.feed(", para las siete. Y ") == ["Claro, he puesto una alarma,", "para las siete."]
+    assert cutter.feed("luego, otra cosa. Fin") == ["Y luego, otra cosa."]  # later pieces are whole sentences
+    assert SentenceCutter(first_clause=True).feed("It costs 3,5 euros, I think. Yes") == ["It costs 3,5 euros,"]
+    assert SentenceCutter().feed("Claro, he puesto una alarma, para las siete. Y") == [
+        "Claro, he puesto una alarma, para las siete."]

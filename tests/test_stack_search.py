@@ -21,7 +21,7 @@ def _option(label):
 
 def test_options_name_their_language_and_moonshine_is_english_only():
     en, es = space.stt_options("en", margins=(64, 128)), space.stt_options("es", margins=(64, 128))
-    assert en[0].label == space.REFERENCE_STT and en[0].spec["settings"] == {"encoder": "fp32", "window_frames": "full"}
+    assert en[0].label == space.REFERENCE_STT and en[0].spec["settings"]["window_frames"] == "full"
     assert "moonshine base-en" in [o.label for o in en] and "moonshine base-en" not in [o.label for o in es]
     assert all(o.spec.get("language") == "es" for o in es if o.label != FW_DETECTED)
     assert "language" not in next(o for o in es if o.label == FW_DETECTED).spec
@@ -34,7 +34,7 @@ def test_a_candidate_is_a_valid_stack_with_its_threads_and_early_stt():
     voice = space.tts_options("es", kokoro_styles=())[0]
     candidate = space.Candidate("es", _option(FW_GIVEN), voice, split, True)
     built = candidate.stack(stacks.load_stack())
-    assert built["pipeline"] == {"early_stt": True, "speculate_after_ms": 0.0}
+    assert built["pipeline"] == {"early_stt": True, "speculate_after_ms": 0.0, "first_chunk": "sentence"}
     assert built["stages"]["tts_es"]["engine"] == "espeak-ng" and built["stages"]["llm"]["settings"]["n_threads"] == 2
     assert built["stages"]["vad"]["settings"]["intra_op_num_threads"] == 1
     assert "early STT" in candidate.label and "espeak-ng-es" in candidate.label
@@ -49,7 +49,7 @@ def test_best_stack_joins_the_winners_per_language_and_is_written_atomically(tmp
     best = space.best_stack(stacks.load_stack(), {"en": en, "es": es}, {"en": {"x": 1}, "es": {"x": 2}})
     assert best["stages"]["stt"]["language"] == "en" and best["stages"]["stt_es"]["language"] == "es"
     assert best["stages"]["tts"]["engine"] == "onnxruntime" and best["stages"]["tts_es"]["engine"] == "espeak-ng"
-    assert best["pipeline"]["early_stt"] is True  # the English winner's pipeline option
+    assert best["pipeline"] == {"early_stt": True, "speculate_after_ms": 0.0, "first_chunk": "sentence"}
     path = space.write_best_stack(best, tmp_path / "box" / "best_stack.yaml")
     assert yaml.safe_load(path.read_text())["provenance"]["per_language"]["es"] == {"x": 2}
     assert stacks.load_stack(path)["stages"]["stt_es"]["language"] == "es"
@@ -104,7 +104,7 @@ def test_the_winner_is_the_fastest_that_reached_the_last_rung():
                           dropped.label: [[300]]})
     result = halving.HalvingResult(rows, halving._ranking(rows, [fast_early, late, dropped]))
     assert summary.winner(result, [fast_early, late, dropped]) is fast_early  # 'dropped' stopped at rung 0
-    lever = summary.early_stt_lever(result, "en")
+    lever = summary.pipeline_levers(result, "en")[0]
     assert lever["rounds"] == 2 and 0.78 < lever["ratio"] < 0.82
 
 

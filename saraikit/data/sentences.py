@@ -27,6 +27,10 @@ Decisions:
   ``flush()`` returns whatever is left, however short.
 - No maximum length: a long sentence without punctuation is held until it
   ends (cutting at commas would change the prosody).
+- ``first_clause=True`` lets the *first* piece end at a comma, semicolon or
+  colon followed by a space (again at least ``min_chars`` long): the first
+  audio then needs only the first clause, a lever on time to first audio that
+  costs a pause in the prosody. Later pieces are whole sentences.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ DEFAULT_MIN_CHARS = 10
 
 _CANDIDATE = re.compile(rf"(?P<end>[{re.escape(TERMINATORS)}]+[{re.escape(CLOSERS)}]*)|(?P<newline>\n)")
 _WORD_BEFORE = re.compile(r"(\w+(?:\.\w+)*)$")
+_CLAUSE_END = re.compile(r"[,;:](?=\s)")
 
 
 class SentenceCutter:
@@ -64,10 +69,13 @@ class SentenceCutter:
     ['How are you?']
     """
 
-    def __init__(self, min_chars: int = DEFAULT_MIN_CHARS, abbreviations: Iterable[str] = ABBREVIATIONS):
+    def __init__(self, min_chars: int = DEFAULT_MIN_CHARS, abbreviations: Iterable[str] = ABBREVIATIONS,
+                 first_clause: bool = False):
         if not isinstance(min_chars, int) or min_chars < 0:
             raise ConfigError(f"SentenceCutter.min_chars must be an int >= 0, got {min_chars!r}")
         self.min_chars = min_chars
+        self.first_clause = bool(first_clause)
+        self._emitted = 0
         self.abbreviations = frozenset(a.lower().rstrip(".") for a in abbreviations)
         self._buffer = ""
         self._scan_from = 0  # candidates before this index were rejected for good
@@ -80,6 +88,7 @@ class SentenceCutter:
             sentences.append(self._buffer[:cut].strip())
             self._buffer = self._buffer[cut:]
             self._scan_from = 0
+            self._emitted += 1
         return sentences
 
     def flush(self) -> list[str]:
@@ -99,7 +108,16 @@ class SentenceCutter:
         return self._buffer
 
     def _next_cut(self) -> int | None:
-        """Index just past the first confirmed sentence end in the buffer, or None."""
+        """Index just past the first confirmed end (a sentence's, or the first clause's) in the buffer, or None."""
+        cut = self._next_sentence_cut()
+        if self.first_clause and not self._emitted:
+            clause = next((m.end() for m in _CLAUSE_END.finditer(self._buffer)
+                           if len(self._buffer[: m.end()].strip()) >= self.min_chars), None)
+            if clause is not None and (cut is None or clause < cut):
+                return clause
+        return cut
+
+    def _next_sentence_cut(self) -> int | None:
         undecided = False
         for match in _CANDIDATE.finditer(self._buffer, self._scan_from):
             verdict = self._judge(match)

@@ -210,6 +210,9 @@ class LoadedStack:
             row["audio"], row["audio_sample_rate"] = audio
         return row
 
+    def _cutter(self) -> SentenceCutter:
+        return SentenceCutter(first_clause=self.options["first_chunk"] == "clause")
+
     def _onsets(self, vad_stage: Stage, vad, n_samples: int) -> list:
         after = float(self.options["speculate_after_ms"]) if self.options["early_stt"] else 0.0
         return silence_onsets(vad.meta["speech_probs"], n_samples, vad_stage.WINDOW, SAMPLE_RATE,
@@ -254,7 +257,7 @@ class LoadedStack:
         worker.start()
         llm_stage = self.stages["llm"]
         llm_stage.stop = list(prompt.stop)
-        cutter = SentenceCutter()
+        cutter = self._cutter()
         first_sentence_t = None
         n_sentences = 0
         stream = llm_stage.stream(prompt.text)
@@ -290,7 +293,7 @@ class LoadedStack:
         return answer, timeline, (joined, sample_rate)
 
     def _audio_path(self, transcript: str, language: str, stt_ms: float) -> dict:
-        first = SentenceCutter().cut([transcript])
+        first = self._cutter().cut([transcript])
         sentence = next(iter(first), transcript)
         tts = self.tts_for(language).run(sentence)
         tts_ms = tts.seconds("start", "end") * 1000
@@ -301,7 +304,7 @@ class LoadedStack:
         vad = self.stages["vad"].run(samples)
         stt = self.stt_for(language).run(heard)
         llm_stage = self.stages["llm"]
-        cutter = SentenceCutter()
+        cutter = self._cutter()
         start = time.perf_counter_ns()
         first_sentence, first_t = None, None
         for piece in llm_stage.stream(prompt.text):

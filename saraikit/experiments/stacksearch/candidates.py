@@ -74,10 +74,11 @@ def stt_options(language: str, encoders=("fp32", "int8"), margins=(128,), min_wi
 
 
 def _onnx_whisper(language: str, encoder: str, margin: int, min_window_frames: int | None) -> dict:
+    # The decoder runs at int8 like the default stack's faster-whisper, so "encoder" is the only precision lever.
     if margin >= FULL_WINDOW:
         return {"model": "whisper-base", "engine": "whisper-onnx", "language": language,
-                "settings": {"encoder": encoder, "window_frames": "full"}}
-    settings = {"encoder": encoder, "margin_frames": margin}
+                "settings": {"encoder": encoder, "window_frames": "full", "compute_type": "int8"}}
+    settings = {"encoder": encoder, "margin_frames": margin, "compute_type": "int8"}
     if min_window_frames is not None:
         settings["min_window_frames"] = min_window_frames
     return {"model": "whisper-base", "engine": "whisper-onnx", "language": language, "settings": settings}
@@ -106,15 +107,20 @@ class Candidate:
     tts: StageOption
     threads: tuple[tuple[str, int], ...]  # sorted (key, value) pairs of THREAD_KEYS
     early_stt: bool
+    first_chunk: str = "sentence"  # what the TTS speaks first: the first "sentence" or the first "clause"
 
     @property
     def label(self) -> str:
         split = "/".join(f"{k.split('_')[0]}{v}" for k, v in self.threads)
-        return f"{self.stt.label} | {self.tts.label} | {split} | {'early' if self.early_stt else 'late'} STT"
+        return (f"{self.stt.label} | {self.tts.label} | {split} | {'early' if self.early_stt else 'late'} STT"
+                f" | first {self.first_chunk}")
+
+    def pipeline(self) -> dict:
+        return {"early_stt": self.early_stt, "speculate_after_ms": 0.0, "first_chunk": self.first_chunk}
 
     def config(self) -> dict:
         return {"language": self.language, "stt": self.stt.label, "tts": self.tts.label,
-                "threads": dict(self.threads), "early_stt": self.early_stt}
+                "threads": dict(self.threads), **self.pipeline()}
 
     def stack(self, base: dict) -> dict:
         stages = dict(base["stages"])
@@ -122,7 +128,7 @@ class Candidate:
         stages["tts"] = dict(self.tts.spec)
         if self.language != "en":
             stages[f"tts_{self.language}"] = dict(self.tts.spec)
-        stack = {**base, "stages": stages, "pipeline": {"early_stt": self.early_stt, "speculate_after_ms": 0.0}}
+        stack = {**base, "stages": stages, "pipeline": self.pipeline()}
         stack = apply_threads(stack, dict(self.threads))
         validate_stack(stack, f"stack search candidate {self.label}")
         return stack
@@ -133,15 +139,17 @@ def thread_splits(values=((2, 2, 2), (1, 2, 2))) -> list[tuple[tuple[str, int], 
     return [tuple(sorted(zip(THREAD_KEYS, split))) for split in values]
 
 
-def candidates(language: str, stt: list[StageOption], tts: list[StageOption], splits, early=(False, True)) -> list[Candidate]:
-    return [Candidate(language, s, t, split, e) for s, t, split, e in itertools.product(stt, tts, splits, early)]
+def candidates(language: str, stt: list[StageOption], tts: list[StageOption], splits, early=(False, True),
+               first_chunks=("sentence",)) -> list[Candidate]:
+    return [Candidate(language, s, t, split, e, chunk)
+            for s, t, split, e, chunk in itertools.product(stt, tts, splits, early, first_chunks)]
 
 
 def best_stack(base: dict, winners: dict[str, Candidate], evidence: dict[str, dict]) -> dict:
     """One stack from each language's winner: ``stt``/``tts`` for English, ``stt_es``/``tts_es`` for Spanish.
 
-    The thread split and early-STT option are the English winner's (one LLM
-    serves both languages); the Spanish figures in ``evidence`` say under which
+    The thread split and the pipeline options (early STT, first chunk) are the
+    English winner's (one LLM and one pipeline serve both languages); the Spanish figures in ``evidence`` say under which
     split they were measured.
     """
     if not winners:
@@ -155,7 +163,7 @@ def best_stack(base: dict, winners: dict[str, Candidate], evidence: dict[str, di
     if "es" in winners and "tts_es" not in stages:
         stages["tts_es"] = dict(winners["es"].tts.spec)
     stack = {"name": "best", "stages": stages, "links": base.get("links", []),
-             "pipeline": {"early_stt": first.early_stt, "speculate_after_ms": 0.0},
+             "pipeline": first.pipeline(),
              "provenance": {"written_by": "07_stack_search",
                             "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                             "per_language": evidence}}

@@ -53,21 +53,29 @@ def _lever_row(language: str, name: str, comparison, base: str, cand: str) -> di
             "verdict": comparison.verdict}
 
 
-def early_stt_lever(result: HalvingResult, language: str) -> dict:
-    """TTFA with early STT / late STT for the same STT, voice and threads, paired by rung."""
-    ranking = result.ranking
-    for late in ranking[~ranking["early_stt"]].itertuples():
-        twin = ranking[ranking["early_stt"] & (ranking["stt"] == late.stt) & (ranking["tts"] == late.tts)
-                       & (ranking["label"].str.rsplit("|", n=1).str[0] == late.label.rsplit("|", 1)[0])]
-        if twin.empty:
+def pipeline_lever(result: HalvingResult, language: str, name: str, off: str, on: str) -> dict:
+    """TTFA with a pipeline option on / off for the same STT, voice and threads, paired by rung.
+
+    ``off`` and ``on`` are the label parts that differ (``"late STT"`` / ``"early STT"``).
+    """
+    labels = set(result.ranking["label"])
+    for base_label in sorted(label for label in labels if off in label):
+        twin = base_label.replace(off, on)
+        if twin not in labels:
             continue
-        base, cand = _processes(result, late.label), _processes(result, twin.iloc[0]["label"])
+        base, cand = _processes(result, base_label), _processes(result, twin)
         common = sorted({p.round for p in base} & {p.round for p in cand})
         if len(common) >= 2:
             comparison = spread.compare_paired([p for p in base if p.round in common],
                                                [p for p in cand if p.round in common])
-            return _lever_row(language, "early vs late STT (TTFA)", comparison, late.label, twin.iloc[0]["label"])
-    return _lever_row(language, "early vs late STT (TTFA)", None, "late STT", "early STT")
+            return _lever_row(language, name, comparison, base_label, twin)
+    return _lever_row(language, name, None, off, on)
+
+
+def pipeline_levers(result: HalvingResult, language: str) -> list[dict]:
+    return [pipeline_lever(result, language, "early vs late STT (TTFA)", "late STT", "early STT"),
+            pipeline_lever(result, language, "first clause vs first sentence to TTS (TTFA)", "first sentence",
+                           "first clause")]
 
 
 def _processes(result: HalvingResult, label: str) -> list[spread.ProcessSamples]:
