@@ -134,3 +134,14 @@ def test_speak_runs_a_stack_file_on_a_wav(provisioned, tmp_path, capsys):
     assert cli.main(["speak", CLIP, "--stack", str(path), "--max-tokens", "8"]) == 0
     out = capsys.readouterr().out
     assert ": ok; ttfa_ms" in out and "ill-disposed young man" in out
+
+
+@pytest.mark.integration
+def test_pipeline_options_may_change_per_utterance_in_a_warm_worker(early_runner):
+    clip = read_audio(CLIP, target_sr=16000).samples
+    late = early_runner.run(clip, "en", isolated=False, options={"early_stt": False, "first_chunk": "clause"})
+    early = early_runner.run(clip, "en", isolated=False)  # back to the stack's own options
+    assert late["status"] == early["status"] == "ok"
+    assert "early_stt_saved_ms" not in late and early["early_stt_saved_ms"] > 0
+    with pytest.raises(ConfigError, match="first_chunk must be 'sentence' or 'clause'"):
+        early_runner.run(clip, "en", options={"first_chunk": "word"})

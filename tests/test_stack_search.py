@@ -138,3 +138,17 @@ def test_a_small_search_measures_keeps_failures_and_resumes_from_the_store(provi
     reused = tmp_store.trials("stack_search", run_id=again)
     assert len(reused) == 2 and reused["reused_from"].notna().all()
     assert resumed.ranking.iloc[0]["ttfa_p50_ms"] == pytest.approx(ranking.loc[good.label, "ttfa_p50_ms"])
+
+
+def test_only_voices_06_heard_clearly_enter_the_search(tmp_store):
+    from saraikit.core.store import Figure, Trial
+
+    run = tmp_store.start_run(target="box")
+    for voice, wer, high in (("espeak-ng-es", 0.52, 0.70), ("kokoro-jm_kumo-es", 0.03, 0.067)):
+        tmp_store.record(run, Trial("tts_round_trip", {"voice": voice}, [Figure("wer", wer, "fraction", 8, extra={"ci_high": high})],
+                                    model_name=voice))
+    options = space.tts_options("es", kokoro_styles=("jm_kumo", "jf_alpha"))
+    kept, evidence = screen.voice_gate(tmp_store, "box", options, max_wer_pct=10)
+    assert [o.label for o in kept] == ["kokoro-jm_kumo-es", "kokoro-jf_alpha-es"]  # jf_alpha unmeasured: kept, labelled
+    why = evidence.set_index("voice")["why"]
+    assert why["espeak-ng-es"] == "upper CI > 10%" and why["kokoro-jf_alpha-es"].startswith("not measured")

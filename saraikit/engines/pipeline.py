@@ -326,6 +326,7 @@ def _worker_main(conn, stack: dict, max_tokens: int, warmup: int) -> None:
     try:
         t0 = time.perf_counter()
         loaded = LoadedStack.load(stack, max_tokens=max_tokens)
+        base_options = dict(loaded.options)
         load_wall = time.perf_counter() - t0
         conn.send(("loaded", {"load_s": loaded.load_s, "load_wall_s": load_wall, "memory": loaded.memory}))
         first = True
@@ -335,6 +336,9 @@ def _worker_main(conn, stack: dict, max_tokens: int, warmup: int) -> None:
                 conn.send(("ok", {}))
                 continue
             fault = message.pop("fault", None)
+            # pipeline options are not process-wide state: an utterance may run with its own (a warm worker
+            # serves every option variant of one loaded stack)
+            loaded.options = {**base_options, **message.pop("options", {})}
             if fault == "hang":  # test hooks: a stage that hangs or crashes the process
                 time.sleep(3600)
             elif fault == "crash":
@@ -401,8 +405,11 @@ class PipelineRunner:
         return "crashed", f"the worker died while {what} (exit code {self.proc.exitcode})"
 
     def run(self, audio: Audio | np.ndarray, language: str, keep_audio: bool = False, fault: str | None = None,
-            isolated: bool = True, **meta) -> dict:
+            isolated: bool = True, options: dict | None = None, **meta) -> dict:
         """One utterance; always returns a row (status ok or the reason it is not).
+
+        ``options`` overrides the stack's ``pipeline`` options for this utterance only
+        (checked like a stack's: unknown keys or values are a ConfigError).
 
         ``fault`` ("hang" or "crash") makes the worker misbehave on purpose, for tests.
         """
@@ -419,6 +426,9 @@ class PipelineRunner:
             return {**row, "status": "bad input", "reason": str(exc)}
         row["input_s"] = len(samples) / SAMPLE_RATE
         message = {"samples": samples, "language": language, "keep_audio": keep_audio, "isolated": isolated}
+        if options:
+            message["options"] = pipeline_options({"pipeline": {**(self.stack.get("pipeline") or {}), **options}},
+                                                  "pipeline options of an utterance")
         if fault:
             message["fault"] = fault
         self._send(message)

@@ -84,11 +84,14 @@ def _onnx_whisper(language: str, encoder: str, margin: int, min_window_frames: i
     return {"model": "whisper-base", "engine": "whisper-onnx", "language": language, "settings": settings}
 
 
-def tts_options(language: str, kokoro_styles=("jf_alpha",), espeak: bool = True, piper: bool = True) -> list[StageOption]:
-    """The voices for ``language``: Piper (English only), Kokoro styles, espeak-ng."""
+def tts_options(language: str, kokoro_styles=("jm_kumo",), espeak: bool = True, piper: bool = True) -> list[StageOption]:
+    """The voices for ``language``: Piper (English only), Kokoro styles, espeak-ng.
+
+    Labels are 06_quality's voice labels, so the search can read their measured intelligibility.
+    """
     options = []
     if piper and language == "en":
-        options.append(StageOption("piper joe (en)", {"model": "piper-en_US-joe-medium", "engine": "onnxruntime"}))
+        options.append(StageOption("piper-en_US-joe-medium", {"model": "piper-en_US-joe-medium", "engine": "onnxruntime"}))
     for style in kokoro_styles:
         options.append(StageOption(f"kokoro-{style}-{language}", {"model": "kokoro-82m", "engine": "kokoro",
                                                                   "language": language, "settings": {"style": style}}))
@@ -114,6 +117,11 @@ class Candidate:
         split = "/".join(f"{k.split('_')[0]}{v}" for k, v in self.threads)
         return (f"{self.stt.label} | {self.tts.label} | {split} | {'early' if self.early_stt else 'late'} STT"
                 f" | first {self.first_chunk}")
+
+    @property
+    def stack_key(self) -> tuple:
+        """What needs a worker process of its own: the stages and threads (pipeline options do not)."""
+        return (self.stt.label, self.tts.label, self.threads)
 
     def pipeline(self) -> dict:
         return {"early_stt": self.early_stt, "speculate_after_ms": 0.0, "first_chunk": self.first_chunk}

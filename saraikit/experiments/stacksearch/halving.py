@@ -2,7 +2,9 @@
 
 Each rung runs every surviving candidate in a fresh pipeline worker process
 (:class:`saraikit.engines.pipeline.PipelineRunner`: load, warm up once, then
-the rung's utterances), ranks the candidates by the median TTFA of all their
+the rung's utterances; candidates that share a stack and differ only in
+pipeline options, such as early STT, share the worker and alternate per
+utterance, which saves a model load per option and pairs them), ranks the candidates by the median TTFA of all their
 rows so far and keeps the best ``1/eta`` for the next rung, which uses more
 utterances. The rung is the unit of replication: a finalist has one process
 per rung, and its P50 CI is the hierarchical bootstrap over those processes
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -44,18 +46,37 @@ ROW_COLUMNS = ("id", "language", "status", "reason", "transcript", "stt_ms", "ll
                "ttfa_ms", "audio_path_ms", "early_stt_saved_ms", "early_stt_wasted_ms", "endpoint_ms")
 
 
-def run_rung(candidate: Candidate, base_stack: dict, clips: list, max_tokens: int, timeout_s: float) -> list[dict]:
-    """One candidate on ``clips`` in a fresh pipeline worker; one row per utterance, always."""
+def run_group(group: list[Candidate], base_stack: dict, clips: list, max_tokens: int,
+              timeout_s: float) -> dict[str, list[dict]]:
+    """Candidates that share one stack (they differ only in pipeline options) in one fresh worker.
+
+    Each utterance runs once per candidate, the candidates' order rotating
+    from one utterance to the next, so they are paired within the process.
+    Returns candidate label -> one row per utterance, always.
+    """
+    rows: dict[str, list[dict]] = {c.label: [] for c in group}
     try:
-        runner = PipelineRunner(candidate.stack(base_stack), max_tokens=max_tokens, utterance_timeout_s=timeout_s)
+        runner = PipelineRunner(group[0].stack(base_stack), max_tokens=max_tokens, utterance_timeout_s=timeout_s)
         runner.start(warm=True)
     except SaraikitError as exc:  # a bad stage (caught before loading) or a stack that fails to load
-        return [{"id": c.id, "language": c.language, "status": "load failed", "reason": str(exc)[:300]} for c in clips]
+        failed = [{"id": c.id, "language": c.language, "status": "load failed", "reason": str(exc)[:300]} for c in clips]
+        return {c.label: list(failed) for c in group}
     try:
-        rows = [runner.run(read_audio(c.path), c.language, id=c.id, isolated=False) for c in clips]
+        for i, clip in enumerate(clips):
+            audio = read_audio(clip.path)
+            for candidate in group[i % len(group):] + group[:i % len(group)]:
+                row = runner.run(audio, clip.language, id=clip.id, isolated=False, options=candidate.pipeline())
+                rows[candidate.label].append({k: row.get(k) for k in ROW_COLUMNS})
     finally:
         runner.close()
-    return [{k: row.get(k) for k in ROW_COLUMNS} for row in rows]
+    return rows
+
+
+def _groups(candidates: list[Candidate]) -> list[list[Candidate]]:
+    grouped: dict[tuple, list[Candidate]] = {}
+    for c in candidates:
+        grouped.setdefault(c.stack_key, []).append(c)
+    return list(grouped.values())
 
 
 def _trial(candidate: Candidate, rung: int, clips: list, rows: list[dict] | None = None) -> Trial:
@@ -68,17 +89,22 @@ def _trial(candidate: Candidate, rung: int, clips: list, rows: list[dict] | None
                  samples=ok)
 
 
-def _measure(candidate, rung, clips, base_stack, max_tokens, timeout_s, store, run_id, reuse) -> list[dict]:
-    wanted = _trial(candidate, rung, clips)
-    if store is not None and reuse == "matching":
-        found = store.find_reusable(run_id, wanted)
-        if found is not None:
-            method = json.loads(found["method"] or "{}")
-            store.record_reused(run_id, found, _trial(candidate, rung, clips, method.get("rows", [])))
-            return method.get("rows", [])
-    rows = run_rung(candidate, base_stack, clips, max_tokens, timeout_s)
-    if store is not None:
-        store.record(run_id, _trial(candidate, rung, clips, rows))
+def _measure(candidates, rung, clips, base_stack, max_tokens, timeout_s, store, run_id, reuse) -> dict[str, list[dict]]:
+    """Rows per candidate label for one rung: reused from the store when asked and found, else measured."""
+    rows, todo = {}, []
+    for candidate in candidates:
+        found = store.find_reusable(run_id, _trial(candidate, rung, clips)) if store is not None and reuse == "matching" else None
+        if found is None:
+            todo.append(candidate)
+            continue
+        rows[candidate.label] = json.loads(found["method"] or "{}").get("rows", [])
+        store.record_reused(run_id, found, _trial(candidate, rung, clips, rows[candidate.label]))
+    for group in _groups(todo):
+        measured = run_group(group, base_stack, clips, max_tokens, timeout_s)
+        for candidate in group:
+            if store is not None:
+                store.record(run_id, _trial(candidate, rung, clips, measured[candidate.label]))
+            rows[candidate.label] = measured[candidate.label]
     return rows
 
 
@@ -108,11 +134,11 @@ def successive_halving(candidates: list[Candidate], base_stack: dict, clips: lis
     survivors, frames = list(candidates), []
     for rung, size in enumerate(rung_sizes):
         subset = [clips[i % len(clips)] for i in range(size)]
+        measured = _measure(survivors, rung, subset, base_stack, max_tokens, timeout_s, store, run_id, reuse)
         for candidate in survivors:
-            rows = _measure(candidate, rung, subset, base_stack, max_tokens, timeout_s, store, run_id, reuse)
-            frames.append(pd.DataFrame(rows).assign(candidate=candidate.label, rung=rung))
-            if progress:
-                progress(candidate.label, rung)
+            frames.append(pd.DataFrame(measured[candidate.label]).assign(candidate=candidate.label, rung=rung))
+        if progress:
+            progress(rung, len(survivors))
         ranking = _ranking(pd.concat(frames, ignore_index=True), candidates)
         alive = ranking.dropna(subset=["ttfa_p50_ms"])
         alive = alive[alive["label"].isin([c.label for c in survivors])]
@@ -122,6 +148,31 @@ def successive_halving(candidates: list[Candidate], base_stack: dict, clips: lis
             survivors = [c for c in survivors if c.label in labels]
     rows = pd.concat(frames, ignore_index=True)
     return HalvingResult(rows, _ranking(rows, candidates))
+
+
+def interleaved(candidates: list[Candidate], base_stack: dict, clips: list, rounds: int = 3, max_tokens: int = 32,
+                timeout_s: float = 120.0, store: ResultsStore | None = None, run_id: str | None = None,
+                progress=None) -> HalvingResult:
+    """Every candidate in every round, each in a fresh process, rounds interleaved: for paired lever ratios.
+
+    The result's ``rung`` column holds the round, so the same summaries and
+    :func:`saraikit.core.spread.compare_paired` apply.
+    """
+    frames = []
+    for round_index in range(rounds):
+        measured = _measure(candidates, 100 + round_index, clips, base_stack, max_tokens, timeout_s, store, run_id, "none")
+        for candidate in candidates:
+            frames.append(pd.DataFrame(measured[candidate.label]).assign(candidate=candidate.label, rung=round_index))
+        if progress:
+            progress(round_index, len(candidates))
+    rows = pd.concat(frames, ignore_index=True)
+    return HalvingResult(rows, _ranking(rows, candidates))
+
+
+def lever_variants(winner: Candidate) -> list[Candidate]:
+    """The winner and the winner with one pipeline lever flipped (early STT, first chunk)."""
+    flipped_chunk = "sentence" if winner.first_chunk == "clause" else "clause"
+    return [winner, replace(winner, early_stt=not winner.early_stt), replace(winner, first_chunk=flipped_chunk)]
 
 
 def _ranking(rows: pd.DataFrame, candidates: list[Candidate]) -> pd.DataFrame:

@@ -16,6 +16,9 @@ Decisions:
   transcripts; the quality budget is the paired bootstrap CI of the WER
   increase over the reference option: inside when its upper bound is at most
   ``budget_points``.
+- Voices enter the whole-stack search only when 06_quality measured their
+  round-trip intelligibility within ``TTS_WER_BUDGET_PCT`` (upper CI bound;
+  :func:`voice_gate`): quality is kept for the voice too, not only for STT.
 - An option that crashes, hangs or raises becomes rows with its status and
   reason; looped and empty transcripts keep their own status. The search goes
   on.
@@ -23,6 +26,7 @@ Decisions:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,3 +152,32 @@ def lever_ratio(rows: pd.DataFrame, baseline: str, candidate: str) -> spread.Pai
         return None
     pick = lambda ps: [p for p in ps if p.round in common]  # noqa: E731
     return spread.compare_paired(pick(base), pick(cand))
+
+
+TTS_WER_BUDGET_PCT = 10.0  # the round-trip WER (upper CI bound) a voice may have to enter the search
+
+
+def voice_gate(store, target: str, options: list[StageOption], max_wer_pct: float = TTS_WER_BUDGET_PCT
+               ) -> tuple[list[StageOption], pd.DataFrame]:
+    """Voices whose newest stored round-trip WER (06_quality, trial ``tts_round_trip``) has its upper CI bound
+    within ``max_wer_pct``; a voice 06 never measured is kept and labelled so. Returns (kept, evidence)."""
+    found = store.results(experiment="tts_round_trip", target=target)
+    found = found[(found["metric"] == "wer") & (found["status"] == "ok")] if len(found) else found
+    rows, kept = [], []
+    for option in options:
+        mine = found[found["model_name"] == option.label] if len(found) else found
+        if not len(mine):
+            rows.append({"voice": option.label, "round_trip_wer_%": np.nan, "ci_high_%": np.nan, "run_id": None,
+                         "mode": None, "enters_search": True, "why": "not measured by 06_quality: kept, unjudged"})
+            kept.append(option)
+            continue
+        newest = mine.iloc[-1]
+        extra = json.loads(newest["extra"]) if isinstance(newest["extra"], str) else {}
+        high = 100 * float(extra.get("ci_high", np.nan))
+        inside = bool(high <= max_wer_pct)
+        rows.append({"voice": option.label, "round_trip_wer_%": 100 * float(newest["value"]), "ci_high_%": high,
+                     "run_id": newest["run_id"], "mode": newest["mode"], "enters_search": inside,
+                     "why": f"upper CI {'<=' if inside else '>'} {max_wer_pct:g}%"})
+        if inside:
+            kept.append(option)
+    return kept, pd.DataFrame(rows)
