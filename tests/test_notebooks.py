@@ -78,7 +78,7 @@ def test_every_notebook_runs_in_quick_mode_and_reports_values(outputs, tmp_path)
     statuses = {nb.name: (nb.status, (nb.error or "")[:300]) for nb in result.notebooks}
     assert all(status == "ok" for status, _ in statuses.values()), statuses
     assert not result.browser_problems, result.browser_problems
-    assert len(result.notebooks) == 8
+    assert len(result.notebooks) == 9
     store = ResultsStore(outputs / "results.sqlite")
     _check_kpi_rows(store, result.run_id, "quick")
     run_dir = outputs / "nb-test" / "runs" / result.run_id
@@ -91,10 +91,21 @@ def test_every_notebook_runs_in_quick_mode_and_reports_values(outputs, tmp_path)
     ttft = kpi.history(store, "nb-test").query("kpi == 'llm_ttft_p50_ms'").iloc[0]
     assert 1 < ttft["value"] < 10_000 and not math.isnan(ttft["ci_low"])
     # 05: voice to voice, measured and projected under separate names, judged by the one rule
-    v2v = kpi.history(store, "nb-test").query("kpi == 'v2v_ttfa_p50_ms'")
-    projected = kpi.history(store, "nb-test").query("kpi == 'v2v_ttfa_projected_p50_ms'")
-    assert len(v2v) == 1 and v2v.iloc[0]["provenance"] == "measured" and v2v.iloc[0]["value"] > 100
+    history = kpi.history(store, "nb-test")
+    v2v = history.query("kpi == 'v2v_ttfa_p50_ms' and model == ''")
+    projected = history.query("kpi == 'v2v_ttfa_projected_p50_ms'")
+    assert sorted(v2v["dataset"]) == ["2-4 s utterances, en", "2-4 s utterances, en+es", "2-4 s utterances, es"]
+    assert (v2v["provenance"] == "measured").all() and (v2v["value"] > 100).all()
     assert len(projected) == 1 and projected.iloc[0]["provenance"] == "derived"
+    # 07: a best stack written, confirmed, and recorded per language under the model name "best"
+    best = history.query("kpi == 'v2v_ttfa_p50_ms' and model == 'best'")
+    assert {"2-4 s utterances, en", "2-4 s utterances, es"} <= set(best["dataset"]) and (best["value"] > 100).all()
+    best_stack = yaml.safe_load((outputs / "nb-test" / "best_stack.yaml").read_text())
+    assert {"stt", "stt_es", "tts", "tts_es"} <= set(best_stack["stages"])
+    assert best_stack["provenance"]["written_by"] == "07_stack_search"
+    assert "Lever:" in _printed(run_dir / "07_stack_search.ipynb")
+    # 06: the voice per language, decided with the evidence
+    assert "**es: " in _printed(run_dir / "06_quality.ipynb")
     printed = _printed(run_dir / "05_e2e_latency.ipynb")
     assert "the 500 ms goal" in printed
     # 06: WER with intervals on real speech
@@ -105,6 +116,12 @@ def test_every_notebook_runs_in_quick_mode_and_reports_values(outputs, tmp_path)
     _check_no_verdict_without_interval(outputs / "nb-test" / "kpis.yaml")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["browser_problems"] == []
+    # 05 runs the best stack too: its figures land under the model name "best", per language
+    again = workbook.run_workbook(target="nb-test", quick=True, only=["05_e2e_latency"], progress=False,
+                                  params_file=_params(tmp_path, {"05_e2e_latency": {"stack": "best"}}))
+    assert again.ok, again.table()
+    rows = kpi.history(store, "nb-test").query(f"run_id == '{again.run_id}' and kpi == 'v2v_ttfa_p50_ms'")
+    assert set(rows["model"]) == {"best"} and {"2-4 s utterances, en", "2-4 s utterances, es"} <= set(rows["dataset"])
 
 
 def test_two_full_runs_then_a_quick_run_keep_the_ledger_honest(outputs, tmp_path):
