@@ -53,9 +53,8 @@ class TrialResult:
             else (self.error or self.status)
 
 
-def _child(conn, fn, args, kwargs, memory_limit_bytes):
-    if memory_limit_bytes:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
+def call_and_send(conn, fn, args, kwargs) -> None:
+    """Run ``fn`` and send ``(status, value, error)`` on ``conn``; nothing escapes (also used by warm processes)."""
     try:
         value = fn(*args, **kwargs)
         conn.send(("ok", value, None))
@@ -65,11 +64,18 @@ def _child(conn, fn, args, kwargs, memory_limit_bytes):
             conn.send(("error", None, f"{type(exc).__name__}: {exc}\n{detail}"))
         except Exception:  # the exception itself may not pickle
             conn.send(("error", None, f"{type(exc).__name__}: {exc}"))
+
+
+def _child(conn, fn, args, kwargs, memory_limit_bytes):
+    if memory_limit_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
+    try:
+        call_and_send(conn, fn, args, kwargs)
     finally:
         conn.close()
 
 
-def _describe_exit(exitcode: int | None) -> str:
+def describe_exit(exitcode: int | None) -> str:
     if exitcode is None:
         return "process did not exit"
     if exitcode < 0:
@@ -126,7 +132,7 @@ def run_isolated(fn: Callable, *args, timeout_s: float = 600.0,
         proc.join(5)
     parent_conn.close()
     if message is None:
-        return TrialResult("crashed", error=_describe_exit(proc.exitcode), exitcode=proc.exitcode,
+        return TrialResult("crashed", error=describe_exit(proc.exitcode), exitcode=proc.exitcode,
                            duration_s=duration)
     status, value, error = message
     return TrialResult(status, value=value, error=error, exitcode=proc.exitcode, duration_s=duration)
