@@ -1,0 +1,174 @@
+"""The fleet: Dask scheduler and workers on the loopback address, started and stopped by the tests.
+
+Unit tests (no cluster): the unreachable scheduler, worker resources, the CPU
+affinity cap of the fingerprint, the head's import of a worker's trials.
+Integration tests share one loopback cluster: a ``dask scheduler`` and two
+workers started with ``saraikit worker``, one pinned to core 0 with taskset
+(so its fingerprint counts one core: a target of its own) and given a models
+folder of its own, which starts nearly empty so the head must ship models.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from fleet_helpers import LoopbackCluster
+from saraikit.core import hardware, paths
+from saraikit.core.errors import ClusterError
+from saraikit.core.store import Figure, ResultsStore, Trial
+from saraikit.fleet import cluster, models_sync
+
+
+def test_an_unreachable_scheduler_is_a_clear_error_within_seconds():
+    start = time.monotonic()
+    with pytest.raises(ClusterError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9 within 2 s"):
+        cluster.connect("tcp://127.0.0.1:9", timeout_s=2)
+    assert time.monotonic() - start < 10
+    with pytest.raises(ClusterError, match="scheduler address"):
+        cluster.connect("")
+
+
+def test_workers_advertise_the_benchmark_slot_and_their_target(monkeypatch):
+    monkeypatch.setenv("SARAIKIT_TARGET", "Pi 5")
+    assert cluster.worker_resources() == {"benchmark": 1, "target-pi-5": 1}
+    assert cluster.job_resources("pi-5") == {"benchmark": 1, "target-pi-5": 1}
+    assert cluster.job_resources(None) == {"benchmark": 1}  # a shard may run on any worker, still alone
+    command = cluster.worker_command("tcp://10.0.0.1:8786")
+    assert command[1:5] == ["-m", "dask", "worker", "tcp://10.0.0.1:8786"]
+    assert command[command.index("--resources") + 1] == "benchmark=1 target-pi-5=1"
+    assert command[command.index("--nthreads") + 1] == "1" and command[command.index("--nworkers") + 1] == "1"
+
+
+def test_core_counts_are_capped_at_the_cpus_the_process_may_use(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert hardware.logical_cores() == 1 and hardware.physical_cores() == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(512)))
+    assert hardware.logical_cores() == (hardware.psutil.cpu_count(logical=True) or 1)
+
+
+def test_the_head_imports_a_workers_trials_in_one_transaction_and_renumbers_references(tmp_path):
+    worker_db, head_db = ResultsStore(tmp_path / "w.sqlite"), ResultsStore(tmp_path / "h.sqlite")
+    run = worker_db.start_run(target="far-1t", run_id="r1")
+    head_db.start_run(target="head-2t")  # ids on the head are already taken
+    head_db.start_run(target="far-1t", run_id="r1", fp=hardware.fingerprint())
+    first = worker_db.record(run, Trial("bench", {"a": 1}, [Figure("latency_p50", 5.0, "ms", 10)], samples=[5.0]))
+    head_db.record("r1", Trial("filler", {}))
+    kpi = Trial("kpi", {"kpi": "x"}, [Figure("latency_p50_ms", 5.0, "ms", 10, extra={"source_trials": [first]})])
+    second = worker_db.record(run, kpi)
+    rows = worker_db.trials(run_id=run)
+    identities = list(rows["identity"])
+    items = [(first, Trial("bench", {"a": 1}, [Figure("latency_p50", 5.0, "ms", 10)]), None, identities[0]),
+             (second, kpi, None, identities[1])]
+    mapping = head_db.import_trials("r1", items)
+    assert mapping == {first: 2, second: 3}
+    stored = head_db.trials(run_id="r1")
+    assert list(stored["identity"])[1:] == identities  # identities are kept as measured
+    extra = json.loads(head_db.results(experiment="kpi")["extra"].iloc[0])
+    assert extra["source_trials"] == [2]  # the KPI points at the head's copy of its source trial
+    bad = [(1, Trial("bench", {}), None, None), (2, Trial("bench", {}, [Figure("m", 1.0, provenance="guessed")]),
+                                                  None, None)]
+    with pytest.raises(Exception, match="provenance"):
+        head_db.import_trials("r1", bad)
+    assert len(head_db.trials(run_id="r1")) == 3  # all or nothing
+
+
+# --------------------------------------------------------------------------------------------------
+# a real scheduler and two workers on 127.0.0.1
+
+
+@pytest.fixture(scope="module")
+def loopback(tmp_path_factory, provisioned):
+    folder = tmp_path_factory.mktemp("cluster")
+    small_models = folder / "models-1t"  # the pinned worker's own models folder: only silero-vad, corrupted
+    (small_models / "silero-vad").mkdir(parents=True)
+    source = paths.models_dir() / models_sync.head_models(["silero-vad"])["silero-vad"]["path"]
+    (small_models / "silero-vad" / source.name).write_bytes(source.read_bytes()[:-16] + b"\0" * 16)
+    lab = LoopbackCluster(folder)
+    lab.start_scheduler()
+    try:
+        client = None
+        deadline = time.monotonic() + 30
+        while client is None:
+            try:
+                client = cluster.connect(lab.address, timeout_s=2)
+            except ClusterError:
+                if time.monotonic() > deadline:
+                    raise
+        lab.start_worker("w-all-cores", paths.models_dir())
+        lab.start_worker("w-core0", small_models, pin_core=0)
+        lab.wait_for_workers(client, 2)
+        lab.small_models = small_models
+        yield lab, client
+        client.close()
+    finally:
+        lab.stop()
+
+
+def _by_name(client):
+    return {w.name: w for w in cluster.workers(client)}
+
+
+@pytest.mark.integration
+def test_two_loopback_workers_are_two_targets(loopback):
+    lab, client = loopback
+    found = _by_name(client)
+    full, pinned = found["w-all-cores"], found["w-core0"]
+    fp = hardware.fingerprint()
+    assert full.target == hardware.target_slug(None, fp)
+    assert pinned.target.endswith("-1t") and pinned.target != full.target
+    assert pinned.described["fingerprint"]["logical_cores"] == 1
+    assert pinned.resources == {"benchmark": 1.0, f"target-{pinned.target}": 1.0}
+    assert sorted(cluster.pick_targets(client, "all")) == sorted([full.target, pinned.target])
+    with pytest.raises(ClusterError, match=r"target\(s\) \['nowhere-9t'\] have no worker"):
+        cluster.pick_targets(client, "nowhere-9t")
+
+
+@pytest.mark.integration
+def test_a_worker_whose_models_differ_is_refused_and_a_missing_model_is_shipped(loopback):
+    lab, client = loopback
+    pinned = _by_name(client)["w-core0"]
+    with pytest.raises(ClusterError, match=r"refused: its model files differ from the head's by sha256 \(silero-vad"):
+        models_sync.ensure_models(client, [pinned.address], ["silero-vad"])
+    shutil.rmtree(lab.small_models / "silero-vad")  # the user deletes the stale copy: the head ships its own
+    checks = models_sync.ensure_models(client, [pinned.address], ["silero-vad", "whisper-tiny.en"])
+    assert checks[0].missing == ["silero-vad", "whisper-tiny.en"] and not checks[0].differing
+    again = models_sync.ensure_models(client, [pinned.address], ["silero-vad", "whisper-tiny.en"])
+    assert again[0].matching == ["silero-vad", "whisper-tiny.en"] and not again[0].missing
+    shipped = json.loads((lab.small_models / "manifest.json").read_text())["models"]
+    head = models_sync.head_models(["whisper-tiny.en"])["whisper-tiny.en"]
+    assert {m["name"]: m["sha256"] for m in shipped}["whisper-tiny.en"] == head["sha256"]
+    assert sorted(p.name for p in (lab.small_models / "whisper-tiny.en").iterdir()) == sorted(head["files"])
+
+
+@pytest.mark.integration
+def test_a_wer_run_sharded_over_two_workers_equals_the_local_run_row_for_row(loopback):
+    from saraikit.data import datasets
+    from saraikit.fleet import shards
+    from saraikit.quality.stt_eval import evenly, load_utterances, run_accuracy
+    from saraikit.quality.transcribe import SttSystem
+
+    lab, client = loopback
+    clips = evenly(datasets.load("cards_en").clips, 5)
+    utterances = load_utterances(clips, "cards_en")
+    system = SttSystem("whisper-tiny.en int8", "whisper-tiny.en", "int8")
+    local = run_accuracy([system], {"cards": utterances}, cpu_threads=1, n_boot=500)
+    from distributed import get_task_stream
+
+    with get_task_stream(client) as stream:
+        remote = shards.sharded_accuracy(client, [system], {"cards": utterances}, cpu_threads=1, n_boot=500,
+                                         shard_size=2)  # 3 shards
+    ran_on = {task["worker"] for task in stream.data if task["key"].startswith("transcribe_shard")}
+    assert len(ran_on) == 2  # both workers transcribed
+    pd_testing = pytest.importorskip("pandas.testing")
+    pd_testing.assert_frame_equal(remote.transcripts(), local.transcripts())
+    local_report, remote_report = local.scores[(system.label, "cards")].report, remote.scores[(system.label, "cards")].report
+    pd_testing.assert_frame_equal(remote_report.rows, local_report.rows)  # per-utterance rows
+    assert (remote_report.wer_ci.low, remote_report.wer_ci.high) == (local_report.wer_ci.low, local_report.wer_ci.high)
+    pd_testing.assert_frame_equal(remote.table(), local.table())
+    assert len(local_report.rows) == 5
