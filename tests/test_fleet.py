@@ -85,10 +85,8 @@ def test_the_head_imports_a_workers_trials_in_one_transaction_and_renumbers_refe
 @pytest.fixture(scope="module")
 def loopback(tmp_path_factory, provisioned):
     folder = tmp_path_factory.mktemp("cluster")
-    small_models = folder / "models-1t"  # the pinned worker's own models folder: only silero-vad, corrupted
-    (small_models / "silero-vad").mkdir(parents=True)
-    source = paths.models_dir() / models_sync.head_models(["silero-vad"])["silero-vad"]["path"]
-    (small_models / "silero-vad" / source.name).write_bytes(source.read_bytes()[:-16] + b"\0" * 16)
+    small_models = folder / "models-1t"  # the pinned worker's own models folder, empty: the head ships models
+    small_models.mkdir()
     lab = LoopbackCluster(folder)
     lab.start_scheduler()
     try:
@@ -133,11 +131,14 @@ def test_two_loopback_workers_are_two_targets(loopback):
 def test_a_worker_whose_models_differ_is_refused_and_a_missing_model_is_shipped(loopback):
     lab, client = loopback
     pinned = _by_name(client)["w-core0"]
+    source = paths.models_dir() / models_sync.head_models(["silero-vad"])["silero-vad"]["path"]
+    (lab.small_models / "silero-vad").mkdir(exist_ok=True)  # a stale copy: same name, other bytes
+    (lab.small_models / "silero-vad" / source.name).write_bytes(source.read_bytes()[:-16] + b"\0" * 16)
     with pytest.raises(ClusterError, match=r"refused: its model files differ from the head's by sha256 \(silero-vad"):
         models_sync.ensure_models(client, [pinned.address], ["silero-vad"])
     shutil.rmtree(lab.small_models / "silero-vad")  # the user deletes the stale copy: the head ships its own
     checks = models_sync.ensure_models(client, [pinned.address], ["silero-vad", "whisper-tiny.en"])
-    assert checks[0].missing == ["silero-vad", "whisper-tiny.en"] and not checks[0].differing
+    assert "silero-vad" in checks[0].missing and not checks[0].differing
     again = models_sync.ensure_models(client, [pinned.address], ["silero-vad", "whisper-tiny.en"])
     assert again[0].matching == ["silero-vad", "whisper-tiny.en"] and not again[0].missing
     shipped = json.loads((lab.small_models / "manifest.json").read_text())["models"]
@@ -172,3 +173,59 @@ def test_a_wer_run_sharded_over_two_workers_equals_the_local_run_row_for_row(loo
     assert (remote_report.wer_ci.low, remote_report.wer_ci.high) == (local_report.wer_ci.low, local_report.wer_ci.high)
     pd_testing.assert_frame_equal(remote.table(), local.table())
     assert len(local_report.rows) == 5
+
+
+def _kill_while_running(client, name: str, key, settle_s: float = 2.0, timeout_s: float = 90.0) -> int:
+    """SIGKILL the worker process called ``name`` once it is running the job ``key``; return the killed pid."""
+    import signal
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            worker = _by_name(client).get(name)
+            running = client.processing().get(worker.address, ()) if worker else ()
+        except (KeyError, OSError):  # the previous process of that worker is still leaving the scheduler
+            running = ()
+        if key in running and worker.described.get("pid"):
+            time.sleep(settle_s)  # the trial's process is measuring by now
+            os.kill(worker.described["pid"], signal.SIGKILL)
+            return worker.described["pid"]
+        time.sleep(0.2)
+    raise TimeoutError(f"worker {name} never ran {key}")
+
+
+@pytest.mark.integration
+def test_a_worker_killed_mid_trial_loses_no_stored_row_and_the_trial_is_retried_once_then_failed(loopback, tmp_path):
+    from saraikit.experiments.scenario import OnnxBench
+    from saraikit.fleet import trials
+
+    lab, client = loopback
+    pinned = _by_name(client)["w-core0"]
+    models_sync.ensure_models(client, [pinned.address], ["silero-vad"])
+    store = ResultsStore(tmp_path / "head.sqlite")
+    run_id = trials.run_for_target(store, client, pinned.target, "quick")
+    assert store.runs().iloc[0]["hardware_hash"] == pinned.described["hardware_hash"]
+    short = OnnxBench("silero-vad", dims={"seq_len": 1}, plan={"warmup": 1, "min_iterations": 20})
+    long = OnnxBench("silero-vad", dims={"seq_len": 1}, plan={"warmup": 1, "min_iterations": 20, "min_duration_s": 8})
+    first = trials.run_bench(client, pinned.target, "silero-vad", short, store, run_id, "fleet_kill")
+    assert first.ok and len(first.raw["samples_ms"]) >= 20
+
+    # killed once: the nanny restarts the worker on the same device and the trial runs again there
+    future = trials.submit_bench(client, pinned.target, "silero-vad", long)
+    killed = _kill_while_running(client, "w-core0", future.key)
+    retried = trials.finish_bench(future, long, 1, store, run_id, "fleet_kill", "silero-vad", None, pinned.target)
+    assert retried.ok and retried.raw["worker_pid"] != killed
+    assert _by_name(client)["w-core0"].target == pinned.target
+
+    # killed twice: stored as failed, with the reason
+    future = trials.submit_bench(client, pinned.target, "silero-vad", long)
+    _kill_while_running(client, "w-core0", future.key)
+    _kill_while_running(client, "w-core0", future.key)
+    failed = trials.finish_bench(future, long, 1, store, run_id, "fleet_kill", "silero-vad", None, pinned.target)
+    assert not failed.ok and "worker died while running the job, twice" in failed.error
+
+    stored = store.trials(run_id=run_id)
+    assert list(stored["status"]) == ["ok", "ok", "failed"]
+    assert stored.iloc[0]["samples"] == first.raw["samples_ms"]  # the row stored before the kills is intact
+    assert "worker died" in stored.iloc[2]["error"]
+    assert all(json.loads(m)["target"] == pinned.target for m in stored["method"])
