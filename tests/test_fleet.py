@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 
 import numpy as np
 import pytest
 
-from fleet_helpers import LoopbackCluster
+from fleet_helpers import ROOT, LoopbackCluster
 from saraikit.core import hardware, paths
 from saraikit.core.errors import ClusterError
 from saraikit.core.store import Figure, ResultsStore, Trial
@@ -229,3 +230,63 @@ def test_a_worker_killed_mid_trial_loses_no_stored_row_and_the_trial_is_retried_
     assert stored.iloc[0]["samples"] == first.raw["samples_ms"]  # the row stored before the kills is intact
     assert "worker died" in stored.iloc[2]["error"]
     assert all(json.loads(m)["target"] == pinned.target for m in stored["method"])
+
+
+TINY_NOTEBOOK = [
+    ("md", "# A tiny fleet notebook\n\nOne benchmark of the Silero VAD on synthetic inputs in two fresh processes, "
+           "stored as a trial and a KPI row by the worker in its scratch database; the head copies both into the "
+           "one results database and builds one index across the targets of the fleet."),
+    ("params", "target = None\nrun_id = None\nquick = False\nprocesses = 2"),
+    ("code", "from saraikit.experiments import bench\nfrom saraikit.models import catalog\n"
+             "from saraikit.notebook import setup\nfrom saraikit.report.kpi import record_kpi\n"
+             "session = setup(globals(), '01_tiny')\nentry = catalog.model_entry('silero-vad')\n"
+             "spec = bench.OnnxBench(str(catalog.model_path('silero-vad')), dims={'seq_len': 1},\n"
+             "                       plan={'warmup': 1, 'min_iterations': 20})\n"
+             "out = bench.bench_onnx(spec, store=session.store, run_id=run_id, experiment='tiny',\n"
+             "                       model_name='silero-vad', model_sha256=entry.sha256, processes=processes)\n"
+             "record_kpi(session.store, run_id, 'latency_p50_ms', out.spread.median, n=out.summary.n,\n"
+             "           ci=(out.spread.ci_low, out.spread.ci_high), dataset='synthetic inputs', model_name='silero-vad',\n"
+             "           model_sha256=entry.sha256, source_trials=[out.trial_id])\n"
+             "print('measured on', session.target, 'cores', session.fingerprint.logical_cores)"),
+]
+
+
+@pytest.mark.integration
+def test_a_fleet_workbook_on_two_targets_gives_one_database_and_one_index(loopback, tmp_path, monkeypatch):
+    import nbformat
+    sys.path.insert(0, str(ROOT / "tools"))
+    from nbgen import write
+    from saraikit.report.fleet_workbook import run_fleet_workbook
+
+    lab, client = loopback
+    (tmp_path / "notebooks").mkdir()
+    write(tmp_path / "notebooks" / "01_tiny.ipynb", TINY_NOTEBOOK)
+    monkeypatch.setenv("SARAIKIT_NOTEBOOKS", str(tmp_path / "notebooks"))
+    monkeypatch.setenv("SARAIKIT_OUTPUTS", str(tmp_path / "outputs"))
+    (tmp_path / "params.yaml").write_text("{}\n")
+    found = _by_name(client)
+    wanted = [found["w-all-cores"].target, found["w-core0"].target]
+    fleet = run_fleet_workbook(lab.address, targets=",".join(wanted), quick=True, params_file=tmp_path / "params.yaml",
+                               models=["silero-vad"])
+    assert fleet.ok, fleet.table()
+    assert sorted(fleet.runs) == sorted(wanted)
+    store = ResultsStore(tmp_path / "outputs" / "results.sqlite")  # the head's: the only database written
+    runs = store.runs().set_index("target")
+    for name, target in (("w-all-cores", wanted[0]), ("w-core0", wanted[1])):
+        run = fleet.runs[target]
+        assert runs.loc[target, "run_id"] == run.run_id and runs.loc[target, "mode"] == "quick"
+        assert runs.loc[target, "hardware_hash"] == found[name].described["hardware_hash"]
+        trials = store.trials(run_id=run.run_id)
+        assert list(trials["experiment"]) == ["tiny", "kpi"] and (trials["status"] == "ok").all()
+        assert len(trials.iloc[0]["samples"]) >= 20
+        kpi_extra = json.loads(store.results(experiment="kpi", run_id=run.run_id)["extra"].iloc[0])
+        assert kpi_extra["source_trials"] == [int(trials.iloc[0]["trial_id"])]  # renumbered on the head
+        executed = tmp_path / "outputs" / target / "01_tiny.ipynb"
+        printed = "".join(o.get("text", "") for c in nbformat.read(executed, as_version=4).cells
+                          for o in c.get("outputs", []))
+        cores = found[name].described["fingerprint"]["logical_cores"]
+        assert f"measured on {target} cores {cores}" in printed
+        assert (tmp_path / "outputs" / target / "01_tiny.report.html").exists()
+        assert json.loads((tmp_path / "outputs" / target / "runs" / run.run_id / "summary.json").read_text())["target"] == target
+    index = (tmp_path / "outputs" / "index.html").read_text()
+    assert all(f"<h2>{t}</h2>" in index for t in wanted)
