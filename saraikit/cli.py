@@ -150,7 +150,8 @@ def cmd_worker(args) -> int:
     if args.target:
         os.environ["SARAIKIT_TARGET"] = args.target
     command = cluster.worker_command(args.scheduler, args.target, args.name)
-    print(f"saraikit worker: target {command[command.index('--resources') + 1]} -> {args.scheduler}", flush=True)
+    print(f"saraikit worker: resources {command[command.index('--resources') + 1]!r}, scheduler {args.scheduler}",
+          flush=True)
     os.execv(command[0], command)
     return 0
 

@@ -290,3 +290,38 @@ def test_a_fleet_workbook_on_two_targets_gives_one_database_and_one_index(loopba
         assert json.loads((tmp_path / "outputs" / target / "runs" / run.run_id / "summary.json").read_text())["target"] == target
     index = (tmp_path / "outputs" / "index.html").read_text()
     assert all(f"<h2>{t}</h2>" in index for t in wanted)
+
+
+def test_the_cli_says_which_scheduler_it_cannot_reach(capsys):
+    from saraikit import cli
+
+    assert cli.main(["workbook", "--cluster", "tcp://127.0.0.1:9", "--quick"]) == 2
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in capsys.readouterr().err
+    assert cli.main(["worker", "--scheduler", "tcp://127.0.0.1:9", "--timeout", "1"]) == 2
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9 within 1 s" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_a_grid_search_on_a_targets_worker_is_stored_by_the_head_under_the_workers_fingerprint(loopback, tmp_path,
+                                                                                                capsys):
+    from saraikit import cli
+    from saraikit.experiments import grid
+    from saraikit.fleet import trials
+
+    lab, client = loopback
+    pinned = _by_name(client)["w-core0"]
+    models_sync.ensure_models(client, [pinned.address], ["silero-vad"])
+    store = ResultsStore(tmp_path / "head.sqlite")
+    run_id = trials.run_for_target(store, client, pinned.target, "quick")
+    assert trials.run_for_target(store, client, pinned.target, "quick", run_id=run_id) == run_id
+    measure = trials.cluster_measure(client, pinned.target, "silero-vad", "sha-of-head", store, run_id, "fleet_grid",
+                                     dims={"seq_len": 1})
+    configs = grid.expand({"intra_op_num_threads": [1, 2]})
+    result = grid.exhaustive(configs, measure, {"warmup": 1, "min_iterations": 20}, processes=2)
+    assert all(c.rounds == 2 and not c.failed for c in result.candidates)
+    stored = store.trials(experiment="fleet_grid", run_id=run_id)
+    assert len(stored) == 4 and (stored["status"] == "ok").all() and (stored["model_sha256"] == "sha-of-head").all()
+    assert store.runs().iloc[0]["hardware_hash"] == pinned.described["hardware_hash"]
+    assert cli.main(["cluster", lab.address]) == 0
+    listed = capsys.readouterr().out
+    assert pinned.target in listed and "w-core0" in listed and "w-all-cores" in listed
