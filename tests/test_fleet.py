@@ -322,6 +322,11 @@ def test_a_grid_search_on_a_targets_worker_is_stored_by_the_head_under_the_worke
     stored = store.trials(experiment="fleet_grid", run_id=run_id)
     assert len(stored) == 4 and (stored["status"] == "ok").all() and (stored["model_sha256"] == "sha-of-head").all()
     assert store.runs().iloc[0]["hardware_hash"] == pinned.described["hardware_hash"]
+    warm = trials.cluster_measure(client, pinned.target, "silero-vad", None, store, run_id, "fleet_warm",
+                                  dims={"seq_len": 1}, warm=True)
+    grid.successive_halving(configs, warm, {"warmup": 1, "min_iterations": 10}, max_rounds=2)
+    methods = [json.loads(m) for m in store.trials(experiment="fleet_warm", run_id=run_id)["method"]]
+    assert [m["process"] for m in methods] == ["warm (on the worker, one per round)"] * 2
     assert cli.main(["cluster", lab.address]) == 0
     listed = capsys.readouterr().out
     assert pinned.target in listed and "w-core0" in listed and "w-all-cores" in listed

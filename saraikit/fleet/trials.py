@@ -8,6 +8,11 @@ trial (:func:`saraikit.experiments.bench.outcome_trial`) with the worker's
 address in its method. The model is found in the worker's own ``models/``
 by name; its sha256 was checked by :mod:`saraikit.fleet.models_sync`.
 
+With ``warm=True`` the worker runs the trial in its warm process instead
+(:class:`saraikit.core.warm.WarmProcess`, recycled when the round changes,
+as :func:`saraikit.experiments.adaptive.warm_measure` does locally); a
+configuration with process-wide settings still gets a fresh process.
+
 A worker killed mid-trial: the scheduler retries the job once (the nanny
 restarts the worker on the same device, so the same target); a second death
 is a failed trial with the reason. Rows stored before stay as they are: the
@@ -22,24 +27,40 @@ from dataclasses import replace
 
 from saraikit.core.hardware import Fingerprint
 from saraikit.core.store import ResultsStore
+from saraikit.core.warm import WarmProcess
+from saraikit.engines.ort import OrtConfig
 from saraikit.experiments.bench import BenchOutcome, bench_onnx, outcome_trial, single_outcome
 from saraikit.experiments.grid import MeasureFn, MeasurementFailed
-from saraikit.experiments.scenario import OnnxBench
+from saraikit.experiments.scenario import OnnxBench, run_onnx_bench
 from saraikit.fleet import cluster
 from saraikit.models import catalog
 
 
-def bench_on_worker(model: str, spec: OnnxBench, round_index: int, timeout_s: float) -> BenchOutcome:
-    """Runs on a worker: one fresh process of ``spec`` on the worker's copy of ``model``."""
+_warm: dict = {"process": None, "round": None}  # on a worker: its warm trial process and the round it serves
+
+
+def bench_on_worker(model: str, spec: OnnxBench, round_index: int, timeout_s: float,
+                    warm: bool = False) -> BenchOutcome:
+    """Runs on a worker: one process (fresh, or the worker's warm one) of ``spec`` on its copy of ``model``."""
     local = replace(spec, model_path=str(catalog.model_path(model)))
-    outcome = bench_onnx(local, store=None, model_name=model, processes=1, round_index=round_index,
-                         timeout_s=timeout_s)
-    outcome.raw = outcome.raw and {**outcome.raw, "worker_pid": os.getpid()}
+    if warm and not OrtConfig.from_dict(spec.ort).uses_env_arena:
+        process = _warm["process"] = _warm["process"] or WarmProcess()
+        if _warm["round"] != round_index:
+            process.restart()
+            _warm["round"] = round_index
+        result = process.run(run_onnx_bench, local, timeout_s=timeout_s)
+        outcome = single_outcome(local, result.value if result.ok else None,
+                                 None if result.ok else f"{result.status}: {result.reason()}", round_index)
+    else:
+        outcome = bench_onnx(local, store=None, model_name=model, processes=1, round_index=round_index,
+                             timeout_s=timeout_s)
+    outcome.raw = outcome.raw and {**outcome.raw, "worker_pid": os.getpid(), "warm": bool(warm)}
     return outcome
 
 
-def submit_bench(client, target: str, model: str, spec: OnnxBench, round_index: int = 1, timeout_s: float = 600.0):
-    return cluster.submit(client, bench_on_worker, model, spec, round_index, timeout_s, target=target)
+def submit_bench(client, target: str, model: str, spec: OnnxBench, round_index: int = 1, timeout_s: float = 600.0,
+                 warm: bool = False):
+    return cluster.submit(client, bench_on_worker, model, spec, round_index, timeout_s, warm, target=target)
 
 
 def finish_bench(future, spec: OnnxBench, round_index: int, store: ResultsStore | None, run_id: str | None,
@@ -50,7 +71,9 @@ def finish_bench(future, spec: OnnxBench, round_index: int, store: ResultsStore 
     outcome = done.value if done.ok else single_outcome(spec, None, f"cluster: {done.reason}", round_index)
     if store is not None:
         trial = outcome_trial(spec, outcome, experiment, model, model_sha256, True, round_index)
-        trial.method.update({"cluster": True, "target": target, "process": "fresh (on the worker)"})
+        warm = bool(outcome.raw and outcome.raw.get("warm"))
+        trial.method.update({"cluster": True, "target": target,
+                             "process": "warm (on the worker, one per round)" if warm else "fresh (on the worker)"})
         outcome.trial_id = store.record(run_id, trial)
     return outcome
 
@@ -65,7 +88,8 @@ def run_bench(client, target: str, model: str, spec: OnnxBench, store: ResultsSt
 
 def cluster_measure(client, target: str, model: str, model_sha256: str | None, store: ResultsStore | None,
                     run_id: str | None, experiment: str = "grid_search", dims: dict | None = None,
-                    values: dict | None = None, feeds: dict | None = None, timeout_s: float = 600.0) -> MeasureFn:
+                    values: dict | None = None, feeds: dict | None = None, timeout_s: float = 600.0,
+                    warm: bool = False) -> MeasureFn:
     """A grid measure function whose trials run on the workers of ``target``; a whole round is sent at once
     (``measure.many``), so a pool of identical workers of one target measures a round in parallel."""
 
@@ -76,7 +100,7 @@ def cluster_measure(client, target: str, model: str, model_sha256: str | None, s
     def many(configs: list[dict], plan: dict) -> list:
         round_index = plan.get("round", 1)
         specs = [spec_for(c, plan) for c in configs]
-        futures = [submit_bench(client, target, model, s, round_index, timeout_s) for s in specs]
+        futures = [submit_bench(client, target, model, s, round_index, timeout_s, warm) for s in specs]
         results = []
         for spec, future in zip(specs, futures):
             outcome = finish_bench(future, spec, round_index, store, run_id, experiment, model, model_sha256, target)
