@@ -117,3 +117,19 @@ def test_warm_measure_runs_a_round_in_one_process_and_stores_every_trial(model_p
     processes = [json.loads(m)["process"] for m in trials["method"]]
     assert processes == ["warm (one process per round)"] * 4 + ["fresh"]
     assert all(c.rounds == 2 and len(c.samples) >= 20 for c in result.candidates)
+
+
+def test_the_adaptive_kpis_name_every_trial_of_both_searches(tmp_store):
+    from saraikit.core.store import Trial
+    from saraikit.report import grid_records, kpi
+
+    run_id = tmp_store.start_run(target="t")
+    exhaustive_ids = [tmp_store.record(run_id, Trial("grid_exhaustive", {"i": i})) for i in range(3)]
+    adaptive_ids = [tmp_store.record(run_id, Trial("grid_adaptive_x", {"i": i})) for i in range(2)]
+    grid_records.record_adaptive(tmp_store, run_id, "grid_exhaustive", "grid_adaptive_x", 0.36, 1.5,
+                                 "successive_halving, warm processes", "piper", "abc", "real", 24)
+    ledger = kpi.ledger(tmp_store, "t").set_index("kpi")
+    assert ledger.loc["adaptive_time_ratio", "value"] == 0.36 and ledger.loc["adaptive_gap_pct", "value"] == 1.5
+    assert ledger.loc["adaptive_gap_pct", "provenance"] == "derived"
+    assert ledger.loc["adaptive_gap_pct", "verdict"] not in ("pass", "fail")  # one search each: never judged
+    assert ledger.loc["adaptive_time_ratio", "source_trials"] == exhaustive_ids + adaptive_ids

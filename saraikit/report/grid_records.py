@@ -60,7 +60,9 @@ def record_adaptive(store: ResultsStore, run_id: str, exhaustive_experiment: str
     common = dict(dataset=f"{inputs} inputs, {n_configs} configurations", model_name=model,
                   model_sha256=model_sha256, provenance="derived", source_trials=sources)
     ratio_id = record_kpi(store, run_id, "adaptive_time_ratio", time_ratio, n=1,
-                          method=f"{strategy} wall time / exhaustive wall time, same run, same grid", **common)
+                          method=f"adaptive search ({strategy}) wall time / exhaustive wall time, same run, same grid",
+                          **common)
     gap_id = record_kpi(store, run_id, "adaptive_gap_pct", gap_pct, n=1,
-                        method=f"{strategy} winner judged by its exhaustive P50 against the exhaustive best", **common)
+                        method=f"winner of the adaptive search ({strategy}) judged by its exhaustive P50 against the "
+                               "exhaustive best", **common)
     return ratio_id, gap_id
