@@ -109,8 +109,14 @@ def loopback(tmp_path_factory, provisioned):
         lab.stop()
 
 
-def _by_name(client):
-    return {w.name: w for w in cluster.workers(client)}
+def _by_name(client, wait_s: float = 60.0):
+    """Workers by name, once both are connected (a worker killed by a test comes back after a few seconds)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = {w.name: w for w in cluster.workers(client)}
+        if {"w-all-cores", "w-core0"} <= set(found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
 
 
 @pytest.mark.integration
@@ -183,7 +189,7 @@ def _kill_while_running(client, name: str, key, settle_s: float = 2.0, timeout_s
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            worker = _by_name(client).get(name)
+            worker = _by_name(client, wait_s=0).get(name)
             running = client.processing().get(worker.address, ()) if worker else ()
         except (KeyError, OSError):  # the previous process of that worker is still leaving the scheduler
             running = ()
