@@ -133,3 +133,43 @@ def test_the_adaptive_kpis_name_every_trial_of_both_searches(tmp_store):
     assert ledger.loc["adaptive_gap_pct", "provenance"] == "derived"
     assert ledger.loc["adaptive_gap_pct", "verdict"] not in ("pass", "fail")  # one search each: never judged
     assert ledger.loc["adaptive_time_ratio", "source_trials"] == exhaustive_ids + adaptive_ids
+
+
+def _spawn_orphan_trial(path):
+    from saraikit.core.trials import run_isolated
+
+    run_isolated(_write_pid_and_sleep, path, timeout_s=60)
+
+
+def _write_pid_and_sleep(path):
+    import time
+    from pathlib import Path
+
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(30)
+
+
+def test_an_isolated_trial_dies_with_the_process_that_started_it(tmp_path):
+    import multiprocessing as mp
+    import signal
+    import time
+
+    marker = tmp_path / "pid"
+    parent = mp.get_context("spawn").Process(target=_spawn_orphan_trial, args=(str(marker),))
+    parent.start()
+    deadline = time.monotonic() + 30
+    while not marker.exists() or not marker.read_text():
+        assert time.monotonic() < deadline, "the trial never started"
+        time.sleep(0.1)
+    trial_pid = int(marker.read_text())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.join(5)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(trial_pid, 0)
+        except ProcessLookupError:
+            return  # gone with its parent
+        time.sleep(0.1)
+    os.kill(trial_pid, signal.SIGKILL)
+    pytest.fail("the trial outlived the process that started it")
