@@ -146,7 +146,7 @@ def cmd_worker(args) -> int:
     from saraikit.fleet import cluster  # lazy: `saraikit --help` stays fast; a command imports only what it needs
 
     cluster.connect(args.scheduler, args.timeout).close()  # a clear error in seconds, not a silent retry loop
-    os.environ.update(cluster.WORKER_ENV)
+    os.environ.update(cluster.worker_environment())
     if args.target:
         os.environ["SARAIKIT_TARGET"] = args.target
     command = cluster.worker_command(args.scheduler, args.target, args.name)

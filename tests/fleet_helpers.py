@@ -29,7 +29,7 @@ def free_port() -> int:
 def worker_env(models_dir: Path | str, outputs_dir: Path | str) -> dict:
     env = dict(os.environ)
     env.update({"PYTHONPATH": str(ROOT), "SARAIKIT_MODELS": str(models_dir), "SARAIKIT_OUTPUTS": str(outputs_dir),
-                "OMP_NUM_THREADS": "1"})
+                "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")})  # the head's: same numerics
     env.pop("SARAIKIT_TARGET", None)
     return env
 

@@ -46,6 +46,15 @@ def test_workers_advertise_the_benchmark_slot_and_their_target(monkeypatch):
     assert command[command.index("--nthreads") + 1] == "1" and command[command.index("--nworkers") + 1] == "1"
 
 
+def test_a_saraikit_worker_computes_like_a_local_run_not_with_dasks_one_blas_thread(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's own setting is kept
+    env = cluster.worker_environment()
+    assert env["OPENBLAS_NUM_THREADS"] == "3" and env["OMP_NUM_THREADS"] == "2"
+    assert env["DASK_DISTRIBUTED__WORKER__DAEMON"] == "False"  # trials are child processes of the worker
+
+
 def test_core_counts_are_capped_at_the_cpus_the_process_may_use(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     assert hardware.logical_cores() == 1 and hardware.physical_cores() == 1
@@ -100,8 +109,9 @@ def loopback(tmp_path_factory, provisioned):
                 if time.monotonic() > deadline:
                     raise
         lab.start_worker("w-all-cores", paths.models_dir())
+        lab.start_worker("w-all-cores-b", paths.models_dir())  # a pool of two identical workers for shards
         lab.start_worker("w-core0", small_models, pin_core=0)
-        lab.wait_for_workers(client, 2)
+        lab.wait_for_workers(client, 3)
         lab.small_models = small_models
         yield lab, client
         client.close()
@@ -114,7 +124,7 @@ def _by_name(client, wait_s: float = 60.0):
     deadline = time.monotonic() + wait_s
     while True:
         found = {w.name: w for w in cluster.workers(client)}
-        if {"w-all-cores", "w-core0"} <= set(found) or time.monotonic() > deadline:
+        if {"w-all-cores", "w-all-cores-b", "w-core0"} <= set(found) or time.monotonic() > deadline:
             return found
         time.sleep(0.3)
 
@@ -130,6 +140,7 @@ def test_two_loopback_workers_are_two_targets(loopback):
     assert pinned.described["fingerprint"]["logical_cores"] == 1
     assert pinned.resources == {"benchmark": 1.0, f"target-{pinned.target}": 1.0}
     assert sorted(cluster.pick_targets(client, "all")) == sorted([full.target, pinned.target])
+    assert sorted(w.name for w in cluster.pick_targets(client, "all")[full.target]) == ["w-all-cores", "w-all-cores-b"]
     with pytest.raises(ClusterError, match=r"target\(s\) \['nowhere-9t'\] have no worker"):
         cluster.pick_targets(client, "nowhere-9t")
 
@@ -156,6 +167,8 @@ def test_a_worker_whose_models_differ_is_refused_and_a_missing_model_is_shipped(
 
 @pytest.mark.integration
 def test_a_wer_run_sharded_over_two_workers_equals_the_local_run_row_for_row(loopback):
+    """Shards go to the two workers of the head's own target (a pinned worker is another target: it may decode
+    a borderline noisy clip differently, see saraikit.fleet.shards)."""
     from saraikit.data import datasets
     from saraikit.fleet import shards
     from saraikit.quality.stt_eval import evenly, load_utterances, run_accuracy
@@ -172,7 +185,8 @@ def test_a_wer_run_sharded_over_two_workers_equals_the_local_run_row_for_row(loo
         remote = shards.sharded_accuracy(client, [system], {"cards": utterances}, cpu_threads=1, n_boot=500,
                                          shard_size=2)  # 3 shards
     ran_on = {task["worker"] for task in stream.data if task["key"].startswith("transcribe_shard")}
-    assert len(ran_on) == 2  # both workers transcribed
+    pool = {w.address for w in _by_name(client).values() if w.name.startswith("w-all-cores")}
+    assert ran_on == pool  # both workers of the target transcribed, the pinned one (another target) none
     pd_testing = pytest.importorskip("pandas.testing")
     pd_testing.assert_frame_equal(remote.transcripts(), local.transcripts())
     local_report, remote_report = local.scores[(system.label, "cards")].report, remote.scores[(system.label, "cards")].report
@@ -180,6 +194,13 @@ def test_a_wer_run_sharded_over_two_workers_equals_the_local_run_row_for_row(loo
     assert (remote_report.wer_ci.low, remote_report.wer_ci.high) == (local_report.wer_ci.low, local_report.wer_ci.high)
     pd_testing.assert_frame_equal(remote.table(), local.table())
     assert len(local_report.rows) == 5
+    from saraikit.quality.stt_eval import noise_sweeps
+
+    noisy = dict(noises=("white",), snrs=(5,), cpu_threads=1, n_boot=300, clean=local.transcripts())
+    local_noise = noise_sweeps([system], {"cards": utterances}, **noisy)
+    remote_noise = shards.sharded_noise_sweeps(client, [system], {"cards": utterances}, shard_size=2, **noisy)
+    pd_testing.assert_frame_equal(remote_noise.table, local_noise.table)  # same mixtures, same figures
+    pd_testing.assert_frame_equal(remote_noise.transcripts, local_noise.transcripts)
 
 
 def _kill_while_running(client, name: str, key, settle_s: float = 2.0, timeout_s: float = 90.0) -> int:

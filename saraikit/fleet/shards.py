@@ -9,7 +9,17 @@ in the original order and scores them with the same code and the same seed
 as a local run (:func:`saraikit.quality.stt_eval.score`). Per-utterance rows
 and bootstrap CIs are then identical to a local run on the same clips,
 provided the transcripts are: the decoding policy is greedy without
-temperature fallback, and every worker uses the same ``cpu_threads``.
+temperature fallback, every worker uses the same ``cpu_threads``, and every
+shard runs on the same *target*. The last condition is measured, not
+assumed: the same CPU with one usable core (``taskset -c 0``) instead of two
+decoded 1 of 5 clips mixed with white noise at 5 dB differently ("8 of
+space..." against "Eight of space, ..."), with ``cpu_threads=1`` on both,
+because numpy's BLAS (whisper's features) ran one thread instead of two;
+a Dask nanny's default of one BLAS thread did the same on an unpinned
+worker until ``saraikit worker`` restored the local setting. So
+shards go to the workers of one target: the head's own by default (where a
+local run would have run), or ``target="any"`` to spread them over every
+target, accepting that borderline clips may then decode differently.
 
 Noise sweeps are sharded the same way: the head mixes each condition (seeds
 derived from clip positions, as locally) and ships the mixtures.
@@ -33,6 +43,7 @@ from typing import Sequence
 import pandas as pd
 
 from saraikit.core.errors import ClusterError
+from saraikit.core.hardware import target_slug
 from saraikit.quality.stt_eval import (TRANSCRIPT_COLUMNS, AccuracyRun, NoiseRun, Utterance, noise_sweeps,
                                        run_accuracy, transcribe_all)
 from saraikit.quality.transcribe import SttSystem, Transcriber
@@ -78,8 +89,13 @@ def sharded_transcribe(client, system: SttSystem, utterances: Sequence[Utterance
     return pd.concat(frames, ignore_index=True)[TRANSCRIPT_COLUMNS]
 
 
-def prepare(client, systems: Sequence[SttSystem], target: str | None = None) -> None:
-    """Check (and ship) the systems' models on every worker that may run a shard."""
+def shard_target(target: str | None) -> str | None:
+    """The target shards run on: the head's own when None, any worker's when ``"any"``."""
+    return None if target == "any" else (target or target_slug())
+
+
+def prepare(client, systems: Sequence[SttSystem], target: str | None) -> None:
+    """Check (and ship) the systems' models on every worker that may run a shard (``target`` None: any)."""
     found = cluster.workers(client)
     addresses = [w.address for w in found if target is None or w.target == target]
     if not addresses:
@@ -90,7 +106,9 @@ def prepare(client, systems: Sequence[SttSystem], target: str | None = None) -> 
 
 def sharded_accuracy(client, systems: Sequence[SttSystem], sets: dict[str, list[Utterance]], cpu_threads: int = 2,
                      n_boot: int = 2000, shard_size: int = DEFAULT_SHARD_SIZE, target: str | None = None) -> AccuracyRun:
-    """:func:`saraikit.quality.stt_eval.run_accuracy`, transcribed in shards on the cluster."""
+    """:func:`saraikit.quality.stt_eval.run_accuracy`, transcribed in shards on the workers of ``target``
+    (default: the head's own target; ``"any"``: every worker, see the module docstring)."""
+    target = shard_target(target)
     prepare(client, systems, target)
     transcribe = partial(_set_transcriber, client, shard_size=shard_size, cpu_threads=cpu_threads, target=target)
     return run_accuracy(systems, sets, cpu_threads=cpu_threads, n_boot=n_boot, transcribe_set=transcribe)
@@ -98,7 +116,9 @@ def sharded_accuracy(client, systems: Sequence[SttSystem], sets: dict[str, list[
 
 def sharded_noise_sweeps(client, systems: Sequence[SttSystem], sets: dict[str, list[Utterance]],
                          shard_size: int = DEFAULT_SHARD_SIZE, target: str | None = None, **kwargs) -> NoiseRun:
-    """:func:`saraikit.quality.stt_eval.noise_sweeps` (same keywords), transcribed in shards on the cluster."""
+    """:func:`saraikit.quality.stt_eval.noise_sweeps` (same keywords), transcribed in shards on the workers of
+    ``target`` (as :func:`sharded_accuracy`)."""
+    target = shard_target(target)
     prepare(client, systems, target)
     transcribe = partial(_set_transcriber, client, shard_size=shard_size,
                          cpu_threads=kwargs.get("cpu_threads", 2), target=target)
