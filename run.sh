@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # saraikit's two commands:
-#   ./run.sh workbook [options]   the main job: every notebook on the default stack -> outputs/<target>/ (HTML report)
+#   ./run.sh workbook [options]   the main job: every notebook on the default stack -> outputs/<target>/ (HTML report);
+#                                 with --cluster ADDRESS [--targets all|A,B] on the Dask workers of each target
 #   ./run.sh test [pytest args]   the whole test suite (unit + integration on the real default models)
 # Both install what is missing first (Debian packages, the virtual environment and its Python
 # packages, the default models) and are safe to run again: each step is skipped when already done.
@@ -101,7 +102,7 @@ main() {
     setup)
       ensure_debian_packages; ensure_venv; provision_models ;;
     *)
-      echo "usage: ./run.sh workbook [--target NAME] [--quick] [--only NOTEBOOK ...]" >&2
+      echo "usage: ./run.sh workbook [--target NAME] [--quick] [--only NOTEBOOK ...] [--cluster ADDRESS [--targets all|A,B]]" >&2
       echo "       ./run.sh test [pytest args]" >&2
       echo "       ./run.sh setup" >&2
       exit 2 ;;

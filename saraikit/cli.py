@@ -8,6 +8,9 @@
                          [--min-iterations N] [--min-duration S] [--processes N] [--inline] [--timeout S]
     saraikit overhead MODEL [--dim NAME=INT ...]
     saraikit workbook [--target NAME] [--quick] [--only NOTEBOOK ...] [--params FILE]
+                      [--cluster ADDRESS [--targets all|A,B]]
+    saraikit worker --scheduler ADDRESS [--target NAME]
+    saraikit cluster ADDRESS             the workers of a Dask scheduler, their targets and model check
     saraikit results [--experiment NAME] [--run RUN_ID]
     saraikit kpis [--target NAME]
     saraikit speak WAV [WAV ...] [--stack default|best|FILE] [--language en|es] [--target NAME] [--early-stt]
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -125,6 +129,13 @@ def cmd_overhead(args) -> int:
 
 
 def cmd_workbook(args) -> int:
+    if args.cluster:
+        from saraikit.report.fleet_workbook import run_fleet_workbook  # lazy: `saraikit --help` stays fast; a command imports only what it needs
+
+        fleet = run_fleet_workbook(args.cluster, targets=args.targets, quick=args.quick, only=args.only,
+                                   params_file=args.params)
+        print(fleet.table())
+        return 0 if fleet.ok else 1
     from saraikit.report.workbook import run_workbook  # lazy: `saraikit --help` stays fast; a command imports only what it needs
 
     result = run_workbook(target=args.target, quick=args.quick, only=args.only, params_file=args.params)
@@ -153,6 +164,38 @@ def cmd_speak(args) -> int:
                   f"  heard:    {row.get('transcript', '')!r}\n  answered: {row.get('answer', '')!r}")
     print("(single utterances, one worker process: figures without an interval; 05_e2e_latency measures with CIs)")
     return 1 if failed else 0
+
+
+def cmd_worker(args) -> int:
+    from saraikit.fleet import cluster  # lazy: `saraikit --help` stays fast; a command imports only what it needs
+
+    cluster.connect(args.scheduler, args.timeout).close()  # a clear error in seconds, not a silent retry loop
+    os.environ.update(cluster.worker_environment())
+    if args.target:
+        os.environ["SARAIKIT_TARGET"] = args.target
+    command = cluster.worker_command(args.scheduler, args.target, args.name)
+    print(f"saraikit worker: resources {command[command.index('--resources') + 1]!r}, scheduler {args.scheduler}",
+          flush=True)
+    os.execv(command[0], command)
+    return 0
+
+
+def cmd_cluster(args) -> int:
+    from saraikit.fleet import cluster, models_sync  # lazy: `saraikit --help` stays fast; a command imports only what it needs
+
+    client = cluster.connect(args.address, args.timeout)
+    try:
+        found = cluster.workers(client)
+        for worker in found:
+            print(f"{worker.target:<24} {worker.address:<28} {worker.name}  pid {worker.described.get('pid')}")
+        if not found:
+            print(f"no saraikit worker on {args.address}")
+        if found and args.check_models:
+            for check in models_sync.ensure_models(client, [w.address for w in found], ship=args.ship):
+                print(f"{check.address}: {len(check.matching)} models match, shipped {check.missing or 'none'}")
+    finally:
+        client.close()
+    return 0
 
 
 def cmd_results(args) -> int:
@@ -227,7 +270,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small samples, same code paths")
     p.add_argument("--only", nargs="*")
     p.add_argument("--params", help="parameter YAML (default params/<target>.yaml or params/default.yaml)")
+    p.add_argument("--cluster", help="Dask scheduler address (tcp://HOST:8786): run on the workers of each target")
+    p.add_argument("--targets", default="all", help="with --cluster: all, or a comma-separated list of targets")
     p.set_defaults(func=cmd_workbook)
+
+    p = sub.add_parser("worker", help="start a Dask worker advertising this device's target and benchmark slot")
+    p.add_argument("--scheduler", required=True, help="the scheduler's address, e.g. tcp://192.168.1.10:8786")
+    p.add_argument("--target", help="target name (default: derived from the hardware fingerprint)")
+    p.add_argument("--name", help="worker name (default: <target>@<host>-<pid>)")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to reach the scheduler")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("cluster", help="list a scheduler's saraikit workers and check their models")
+    p.add_argument("address")
+    p.add_argument("--check-models", action="store_true", help="compare every worker's models with this machine's")
+    p.add_argument("--no-ship", dest="ship", action="store_false", help="with --check-models: do not ship missing ones")
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.set_defaults(func=cmd_cluster)
 
     p = sub.add_parser("index", help="rebuild outputs/index.html (all targets and runs)")
     p.set_defaults(func=cmd_index)

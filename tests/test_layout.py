@@ -2,7 +2,7 @@
 
 Layers, lowest first (a module may import its own subpackage and the ones below):
 
-    core < data < models < engines < quality < experiments < report < top level (cli, notebook)
+    core < data < models < engines < quality < experiments < fleet < report < top level (cli, notebook)
 
 A saraikit import inside a function hides who depends on whom; it is allowed
 only with a ``# lazy:`` comment on the line saying why (a heavy optional
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "saraikit"
-LAYERS = ["core", "data", "models", "engines", "quality", "experiments", "report"]
+LAYERS = ["core", "data", "models", "engines", "quality", "experiments", "fleet", "report"]
 TOP_RANK = len(LAYERS)
 MAX_LINES = 520  # "about 500"
 

@@ -23,3 +23,7 @@ class DataError(SaraikitError):
 
 class MeasurementError(SaraikitError):
     """Bad measurement parameters (zero iterations, negative durations, ...)."""
+
+
+class ClusterError(SaraikitError):
+    """A Dask scheduler that cannot be reached, a target without a worker, a worker that was refused."""

@@ -15,6 +15,12 @@ Decisions:
 - The slug is ``<cpu brand>-<logical cores>t`` in lowercase ASCII, e.g.
   ``amd-epyc-2t``. ``SARAIKIT_TARGET`` or an explicit argument overrides it,
   so a user can call a machine ``i5-dualcore`` and keep that name.
+- Core counts are capped at the CPUs this process may run on
+  (``os.sched_getaffinity``): a process pinned with ``taskset -c 0`` or a
+  cgroup cpuset is a one-core machine for inference, and its trials (spawned
+  children inherit the affinity) run on that one core. So a Dask worker
+  started under ``taskset -c 0`` on a 2-core box is a target of its own
+  (``...-1t``); the fleet tests use exactly that.
 """
 
 from __future__ import annotations
@@ -115,9 +121,27 @@ def normalise_flags(raw_flags) -> list[str]:
     return sorted({INFERENCE_FLAGS[f.lower()] for f in raw_flags if f.lower() in INFERENCE_FLAGS})
 
 
+def usable_cpus() -> int | None:
+    """CPUs this process may run on (its affinity mask), or None where the OS cannot tell."""
+    try:
+        return len(os.sched_getaffinity(0)) or None
+    except (AttributeError, OSError):  # macOS has no sched_getaffinity
+        return None
+
+
+def _capped(count: int) -> int:
+    usable = usable_cpus()
+    return min(count, usable) if usable else count
+
+
 def physical_cores() -> int:
-    """Physical CPU cores (logical ones when psutil cannot tell)."""
-    return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
+    """Physical CPU cores (logical ones when psutil cannot tell), capped at the usable CPUs."""
+    return _capped(psutil.cpu_count(logical=False) or psutil.cpu_count() or 1)
+
+
+def logical_cores() -> int:
+    """Logical CPU cores, capped at the CPUs this process may run on (taskset, cpusets)."""
+    return _capped(psutil.cpu_count(logical=True) or 1)
 
 
 @functools.lru_cache(maxsize=1)
@@ -130,7 +154,7 @@ def fingerprint() -> Fingerprint:
         cpu_model=info.get("brand_raw") or platform.processor() or "unknown cpu",
         arch=info.get("arch_string_raw") or platform.machine(),
         physical_cores=physical_cores(),
-        logical_cores=psutil.cpu_count(logical=True) or 1,
+        logical_cores=logical_cores(),
         cpu_mhz=round(hz[0] / 1e6, 1) if hz and hz[0] else None,
         isa_flags=normalise_flags(info.get("flags", [])),
         ram_bytes=psutil.virtual_memory().total,

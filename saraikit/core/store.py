@@ -30,6 +30,13 @@ Decisions:
   run measures again; reusing a stored trial is opt-in (``find_reusable`` +
   ``record_reused``), and a reused trial is a new row that names the trial
   it copies (``reused_from``), so the report can say "reused from run X".
+- Runs measured elsewhere (a Dask worker of another target): the head starts
+  the run with the worker's fingerprint (``start_run(fp=...)``; the run's
+  package versions are the fingerprint's), the worker measures into a scratch
+  database, and the head copies its trials in with :meth:`ResultsStore.import_trials`
+  in ONE transaction, keeping each trial's identity and renumbering the
+  references between trials (``reused_from``, a KPI's ``source_trials``).
+  The head's database has one writer: the head.
 - Schema versions: ``PRAGMA user_version`` holds the schema version
   (:data:`SCHEMA_VERSION`). An older database is backed up next to itself
   and migrated in place; a newer one is refused with a message naming both
@@ -250,7 +257,7 @@ class ResultsStore:
                 "INSERT OR IGNORE INTO runs (run_id, target, fingerprint, hardware_hash, git_commit, versions, "
                 "started_at, notes, mode) VALUES (?,?,?,?,?,?,?,?,?)",
                 (run_id, target_slug(target, fp), json.dumps(fp.to_dict()), fp.digest(),
-                 git_commit(), json.dumps(package_versions()), _now(), notes, mode),
+                 git_commit(), json.dumps(fp.packages or package_versions()), _now(), notes, mode),
             )
         return run_id
 
@@ -263,6 +270,42 @@ class ResultsStore:
 
     def record(self, run_id: str, trial: Trial, reused_from: int | None = None) -> int:
         """Write a trial and its figures atomically; return the trial id."""
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                trial_id = self._insert(con, run_id, trial, reused_from)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return trial_id
+
+    def import_trials(self, run_id: str, trials: list[tuple[int, Trial, int | None, str | None]]) -> dict[int, int]:
+        """Copy trials measured into another database: ``(old id, trial, old reused_from, identity)`` each.
+
+        All in one transaction (a head killed mid-import stores none of them).
+        Identities are kept as measured; ``reused_from`` and the ``source_trials``
+        of a figure's extra are renumbered when they point at a trial of this
+        batch. Returns old id -> new id.
+        """
+        mapping: dict[int, int] = {}
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                for old_id, trial, old_reused, identity in trials:
+                    for fig in trial.figures:
+                        if "source_trials" in fig.extra:
+                            fig.extra = {**fig.extra, "source_trials": [mapping.get(int(t), int(t))
+                                                                        for t in fig.extra["source_trials"]]}
+                    reused = mapping.get(old_reused) if old_reused is not None else None
+                    mapping[int(old_id)] = self._insert(con, run_id, trial, reused, identity)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return mapping
+
+    def _insert(self, con, run_id: str, trial: Trial, reused_from: int | None, identity: str | None = None) -> int:
         for fig in trial.figures:
             if fig.provenance not in PROVENANCES:
                 raise SaraikitError(f"figure {fig.metric!r}: provenance {fig.provenance!r} "
@@ -270,36 +313,28 @@ class ResultsStore:
         if trial.mode is not None and trial.mode not in MODES:
             raise SaraikitError(f"trial mode {trial.mode!r} is not one of {MODES}")
         now = _now()
-        with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                run = con.execute("SELECT versions, hardware_hash, mode FROM runs WHERE run_id = ?",
-                                  (run_id,)).fetchone()
-                if run is None:
-                    raise SaraikitError(f"run {run_id!r} is not in {self.path}: start it with start_run() first")
-                mode = trial.mode or run[2]
-                cur = con.execute(
-                    "INSERT INTO trials (run_id, experiment, model_name, model_sha256, config, "
-                    "config_key, status, error, method, samples, created_at, mode, identity, reused_from) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (run_id, trial.experiment, trial.model_name, trial.model_sha256,
-                     json.dumps(trial.config, sort_keys=True, default=str), trial.key(),
-                     trial.status, trial.error, json.dumps(trial.method, default=str),
-                     json.dumps(trial.samples) if trial.samples is not None else None, now,
-                     mode, trial_identity(trial, run[0], run[1], mode), reused_from),
-                )
-                trial_id = cur.lastrowid
-                con.executemany(
-                    "INSERT INTO results (trial_id, metric, value, unit, n, provenance, extra, "
-                    "created_at) VALUES (?,?,?,?,?,?,?,?)",
-                    [(trial_id, f.metric, None if f.value is None else float(f.value), f.unit,
-                      f.n, f.provenance, json.dumps(f.extra, default=str), now)
-                     for f in trial.figures],
-                )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        run = con.execute("SELECT versions, hardware_hash, mode FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if run is None:
+            raise SaraikitError(f"run {run_id!r} is not in {self.path}: start it with start_run() first")
+        mode = trial.mode or run[2]
+        cur = con.execute(
+            "INSERT INTO trials (run_id, experiment, model_name, model_sha256, config, "
+            "config_key, status, error, method, samples, created_at, mode, identity, reused_from) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (run_id, trial.experiment, trial.model_name, trial.model_sha256,
+             json.dumps(trial.config, sort_keys=True, default=str), trial.key(),
+             trial.status, trial.error, json.dumps(trial.method, default=str),
+             json.dumps(trial.samples) if trial.samples is not None else None, now,
+             mode, identity or trial_identity(trial, run[0], run[1], mode), reused_from),
+        )
+        trial_id = cur.lastrowid
+        con.executemany(
+            "INSERT INTO results (trial_id, metric, value, unit, n, provenance, extra, "
+            "created_at) VALUES (?,?,?,?,?,?,?,?)",
+            [(trial_id, f.metric, None if f.value is None else float(f.value), f.unit,
+              f.n, f.provenance, json.dumps(f.extra, default=str), now)
+             for f in trial.figures],
+        )
         return trial_id
 
     # --- reading -----------------------------------------------------------------

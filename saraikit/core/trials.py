@@ -13,6 +13,9 @@ A trial never crashes its caller. It ends in one of four statuses:
 - ``crashed``  the process died (segfault, ``os._exit``, killed for memory)
 - ``timeout``  it ran past ``timeout_s`` and was killed
 
+On Linux a trial dies with its parent (:func:`die_with_parent`), so a killed
+caller (a Dask worker hit by ``kill -9``) never leaves a trial running.
+
 The function must be importable by name (defined at module top level, e.g. in
 ``saraikit``), because a spawned process imports it afresh; that is also why
 notebook-defined functions cannot be trials.
@@ -53,9 +56,8 @@ class TrialResult:
             else (self.error or self.status)
 
 
-def _child(conn, fn, args, kwargs, memory_limit_bytes):
-    if memory_limit_bytes:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
+def call_and_send(conn, fn, args, kwargs) -> None:
+    """Run ``fn`` and send ``(status, value, error)`` on ``conn``; nothing escapes (also used by warm processes)."""
     try:
         value = fn(*args, **kwargs)
         conn.send(("ok", value, None))
@@ -65,11 +67,36 @@ def _child(conn, fn, args, kwargs, memory_limit_bytes):
             conn.send(("error", None, f"{type(exc).__name__}: {exc}\n{detail}"))
         except Exception:  # the exception itself may not pickle
             conn.send(("error", None, f"{type(exc).__name__}: {exc}"))
+
+
+def die_with_parent() -> bool:
+    """Linux: have the kernel SIGKILL this process when the thread that started it dies (PR_SET_PDEATHSIG).
+
+    A Dask worker killed mid-trial must not leave its trial measuring beside
+    the retry on the same machine. The trial's parent thread waits for the
+    trial, so it outlives it unless the parent process dies. Best effort:
+    False where prctl is unavailable.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        return libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
+
+
+def _child(conn, fn, args, kwargs, memory_limit_bytes):
+    die_with_parent()
+    if memory_limit_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
+    try:
+        call_and_send(conn, fn, args, kwargs)
     finally:
         conn.close()
 
 
-def _describe_exit(exitcode: int | None) -> str:
+def describe_exit(exitcode: int | None) -> str:
     if exitcode is None:
         return "process did not exit"
     if exitcode < 0:
@@ -126,7 +153,7 @@ def run_isolated(fn: Callable, *args, timeout_s: float = 600.0,
         proc.join(5)
     parent_conn.close()
     if message is None:
-        return TrialResult("crashed", error=_describe_exit(proc.exitcode), exitcode=proc.exitcode,
+        return TrialResult("crashed", error=describe_exit(proc.exitcode), exitcode=proc.exitcode,
                            duration_s=duration)
     status, value, error = message
     return TrialResult(status, value=value, error=error, exitcode=proc.exitcode, duration_s=duration)

@@ -230,11 +230,18 @@ def bench_interleaved(specs: Mapping[str, OnnxBench], processes: int | None = No
         if store is not None:
             run_id = run_id or store.start_run()
             model_name = (model_names or {}).get(name) or Path(m.spec.model_path).stem
-            trial = _trial(m.spec, outcome, experiment, model_name, (model_sha256s or {}).get(name), isolated,
+            trial = outcome_trial(m.spec, outcome, experiment, model_name, (model_sha256s or {}).get(name), isolated,
                            round_index)
             outcome.trial_id = store.record(run_id, trial)
         outcomes[name] = outcome
     return outcomes
+
+
+def single_outcome(spec: OnnxBench, raw: dict | None, error: str | None, round_index: int = 1) -> BenchOutcome:
+    """The outcome of ONE process's raw result (or its error), as :func:`bench_onnx` with ``processes=1`` makes it.
+
+    For measurements made elsewhere: a warm process, a Dask worker."""
+    return _outcome(_Measured(spec, [spec.plan], [raw] if raw is not None else [], error), round_index)
 
 
 def _outcome(m: _Measured, first_round: int) -> BenchOutcome:
@@ -249,8 +256,9 @@ def _outcome(m: _Measured, first_round: int) -> BenchOutcome:
     return BenchOutcome(True, summary, raw, None, None, processes, spread_summary)
 
 
-def _trial(spec: OnnxBench, outcome: BenchOutcome, experiment: str, model_name: str, model_sha256: str | None,
-           isolated: bool, round_index: int | None) -> Trial:
+def outcome_trial(spec: OnnxBench, outcome: BenchOutcome, experiment: str, model_name: str,
+                  model_sha256: str | None, isolated: bool, round_index: int | None) -> Trial:
+    """The trial stored for one benchmarked configuration (the head uses it for a worker's outcome too)."""
     raw = outcome.raw
     config = spec.config() if round_index is None else {**spec.config(), "round": round_index}
     return Trial(

@@ -261,19 +261,37 @@ class _Counter:
 
 
 def _measure_round(candidates: list[Candidate], measure: MeasureFn, plan: dict, counter: _Counter) -> None:
-    """One process for every configuration still running, in order (the interleaving)."""
-    for cand in candidates:
-        if not cand.failed:
+    """One process for every configuration still running, in order (the interleaving).
+
+    A measure function with a ``many(configs, plan)`` attribute gets the whole
+    round at once (a cluster runs it on several workers); it returns, per
+    configuration, what ``measure`` would have returned or the
+    :class:`MeasurementFailed` it would have raised.
+    """
+    running = [c for c in candidates if not c.failed]
+    many = getattr(measure, "many", None)
+    if many is None:
+        for cand in running:
             _measure_into(cand, measure, plan, counter)
+        return
+    for cand, result in zip(running, many([c.config for c in running], plan)):
+        _take(cand, result, plan, counter)
 
 
 def _measure_into(cand: Candidate, measure: MeasureFn, plan: dict, counter: _Counter) -> None:
     try:
-        samples, reused = unpack_measurement(measure(cand.config, plan))
+        result = measure(cand.config, plan)
     except MeasurementFailed as exc:
-        cand.failed = str(exc)
+        result = exc
+    _take(cand, result, plan, counter)
+
+
+def _take(cand: Candidate, result, plan: dict, counter: _Counter) -> None:
+    if isinstance(result, MeasurementFailed):
+        cand.failed = str(result)
         counter.run += 1
         return
+    samples, reused = unpack_measurement(result)
     cand.processes.append(spread.ProcessSamples(samples, plan["round"]))
     if reused:
         counter.reused += 1

@@ -43,7 +43,7 @@ from saraikit.quality.wer import WerReport, paired_wer_difference, wer_report
 
 __all__ = [
     "BABBLE_TALKERS", "MIN_CLIP_S", "NOISES", "NOISE_TEXT", "SCORING_TEXT", "TABLE_NOTE", "TRANSCRIPT_COLUMNS",
-    "AccuracyRun", "NoiseRun", "SttScore", "Utterance", "audio_problem", "evenly", "load_utterances", "make_bad_inputs",
+    "AccuracyRun", "NoiseRun", "SttScore", "TranscribeSet", "Utterance", "audio_problem", "evenly", "load_utterances", "make_bad_inputs",
     "noise_sweeps", "noisy_copies", "percent", "run_accuracy", "score", "transcribe_all",
 ]
 
@@ -220,15 +220,23 @@ def _supported_sets(systems, sets: dict) -> list:
     return pairs
 
 
+TranscribeSet = Callable[[SttSystem, Sequence[Utterance]], pd.DataFrame]
+"""``transcribe_set(system, utterances)``: the :func:`transcribe_all` frame of a whole set, made elsewhere
+(e.g. sharded over Dask workers by :mod:`saraikit.fleet.shards`); scoring stays here, so figures match."""
+
+
 def run_accuracy(systems: Sequence[SttSystem], sets: dict[str, list[Utterance]], cpu_threads: int = 2,
-                 n_boot: int = 2000) -> AccuracyRun:
-    """Transcribe every dataset in ``sets`` with every system that supports its language; one model loaded at a time."""
+                 n_boot: int = 2000, transcribe_set: TranscribeSet | None = None) -> AccuracyRun:
+    """Transcribe every dataset in ``sets`` with every system that supports its language; one model loaded at a time.
+
+    ``transcribe_set`` replaces the local transcription of a set (see :data:`TranscribeSet`)."""
     scores = {}
     for system, wanted in _supported_sets(systems, sets):
-        transcriber = Transcriber(system, cpu_threads)
+        transcriber = None if transcribe_set else Transcriber(system, cpu_threads)
         for name, items in wanted.items():
-            scores[(system.label, name)] = score(transcribe_all(transcriber, items, f"{system.label} {name}"),
-                                                 n_boot=n_boot)
+            frame = transcribe_set(system, items) if transcribe_set else \
+                transcribe_all(transcriber, items, f"{system.label} {name}")
+            scores[(system.label, name)] = score(frame, n_boot=n_boot)
         del transcriber
     return AccuracyRun(scores, {system.label: system for system in systems})
 
@@ -303,15 +311,16 @@ def _noise_row(label: str, name: str, noise: str, snr_db: float, result: SttScor
 def noise_sweeps(systems: Sequence[SttSystem], sets: dict[str, list[Utterance]], noises: Sequence[str] = NOISES,
                  snrs: Sequence[float] = (20, 10, 5, 0), babble_pool: Sequence[Utterance] = (), seed: int = 0,
                  clean: pd.DataFrame | None = None, cpu_threads: int = 2, n_boot: int = 2000,
-                 transcriber_factory: Callable = Transcriber) -> NoiseRun:
+                 transcriber_factory: Callable = Transcriber, transcribe_set: TranscribeSet | None = None) -> NoiseRun:
     """WER of each system on each set (keyed by a name, one language each) with noise at each SNR.
 
     ``clean`` (``AccuracyRun.transcripts()``) adds a clean row per system and
     set (``snr_db`` = inf, noise "clean") from transcripts already made.
+    ``transcribe_set`` transcribes each noisy set elsewhere (the mixing stays here, seeds and all).
     """
     rows, frames, scores = [], [], {}
     for system, wanted in _supported_sets(systems, sets):
-        transcriber = transcriber_factory(system, cpu_threads)
+        transcriber = None if transcribe_set else transcriber_factory(system, cpu_threads)
         for name, items in wanted.items():
             conditions = [(noise, float(snr)) for noise in noises for snr in snrs]
             if clean is not None:
@@ -320,7 +329,7 @@ def noise_sweeps(systems: Sequence[SttSystem], sets: dict[str, list[Utterance]],
                 rows.append(_noise_row(system.label, name, "clean", math.inf, clean_score, []))
             for noise, snr in progress(conditions, desc=f"{system.label} {name} noise conditions"):
                 mixed, measured = noisy_copies(items, noise, snr, babble_pool, seed)
-                transcripts = transcribe_all(transcriber, mixed)
+                transcripts = transcribe_set(system, mixed) if transcribe_set else transcribe_all(transcriber, mixed)
                 result = score(transcripts, n_boot=n_boot)
                 scores[(system.label, name, noise, snr)] = result
                 rows.append(_noise_row(system.label, name, noise, snr, result, measured))
