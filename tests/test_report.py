@@ -116,3 +116,24 @@ def test_inventory_conclusions_and_kpis_come_from_the_tables(tmp_store):
     assert len(ids) == 2
     rows = kpi.history(tmp_store, "box").set_index("kpi")
     assert rows.loc["latency_p50_ms", "model_sha256"] == "abc" and list(rows.loc["model_load_s", "source_trials"]) == [trial]
+
+
+def test_the_decision_shows_the_best_stack_per_language_beside_the_default():
+    import pandas as pd
+
+    from saraikit.report.decision import best_stack_lines, stack_comparison
+
+    def row(model, dataset, value, low, high, mode="full"):
+        return {"kpi": "v2v_ttfa_p50_ms", "model": model, "dataset": dataset, "value": value, "ci_low": low,
+                "ci_high": high, "n": 24, "target": 500.0, "verdict": "pass" if high <= 500 else "fail",
+                "provenance": "measured", "mode": mode}
+
+    ledger = pd.DataFrame([row("", "2-4 s utterances, en+es", 1400, 1350, 1450), row("", "2-4 s utterances, en", 1300, 1250, 1350),
+                           row("best", "2-4 s utterances, en", 450, 430, 480), row("best", "2-4 s utterances, es", 620, 600, 650)])
+    lines = best_stack_lines(ledger)
+    assert lines[0].startswith("- Best stack (07_stack_search), en: voice-to-voice time to first audio 450 ms")
+    assert "**pass** (default stack: 1300 ms, full run)" in lines[0] and "**fail**" in lines[1]
+    table = stack_comparison(ledger).set_index(["figure", "language", "stack"])
+    v2v = "voice-to-voice time to first audio"
+    assert table.loc[(v2v, "es", "best (07_stack_search)"), "P50 ms"] == 620
+    assert table.loc[(v2v, "es", "default"), "verdict"] == "not measured"

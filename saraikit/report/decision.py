@@ -69,7 +69,23 @@ def decision_lines(ledger: pd.DataFrame, ceiling_ms: float) -> list[str]:
     missing = ledger[ledger["provenance"] == "missing"]["kpi"].tolist()
     if missing:
         lines.append(f"- Not measured (shown as missing, never as measured): {', '.join(missing)}.")
+    lines += best_stack_lines(ledger)
     lines.append(scenario_line(_row(ledger, "v2v_ttfa_p50_ms"), ceiling_ms))
+    return lines
+
+
+def best_stack_lines(ledger: pd.DataFrame, languages=("en", "es")) -> list[str]:
+    """The best stack of 07_stack_search per language, beside the default, judged by the same rule."""
+    lines = []
+    for language in languages:
+        best = _row(ledger, "v2v_ttfa_p50_ms", "best", f", {language}")
+        if best is None:
+            continue
+        default = _row(ledger, "v2v_ttfa_p50_ms", "", f", {language}")
+        versus = "" if default is None else f" (default stack: {default['value']:.0f} ms, {default['mode']} run)"
+        lines.append(f"- Best stack (07_stack_search), {language}: voice-to-voice time to first audio "
+                     f"{best['value']:.0f} ms{_interval(best)} against {best['target']:.0f} ms: **{best['verdict']}**"
+                     f"{versus}.")
     return lines
 
 
