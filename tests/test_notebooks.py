@@ -73,6 +73,7 @@ def _check_no_verdict_without_interval(kpis_yaml) -> None:
             assert entry["verdict"] in VERDICTS, key
 
 
+@pytest.mark.timeout(3600)  # nine notebooks and a second 05, on 2 cores: well past the suite's 900 s default
 def test_every_notebook_runs_in_quick_mode_and_reports_values(outputs, tmp_path):
     result = workbook.run_workbook(target="nb-test", quick=True, params_file=_params(tmp_path, TINY), progress=False)
     statuses = {nb.name: (nb.status, (nb.error or "")[:300]) for nb in result.notebooks}

@@ -27,6 +27,10 @@ def test_options_name_their_language_and_moonshine_is_english_only():
     assert "language" not in next(o for o in es if o.label == FW_DETECTED).spec
     with pytest.raises(ConfigError, match="margin -1 must be an int >= 0"):
         space.stt_options("en", margins=(-1,))
+    only = space.stt_options("en", encoders=("int8",), engines=("whisper-onnx",))
+    assert [o.label for o in only] == [space.REFERENCE_STT, "whisper-onnx int8 full", "whisper-onnx int8 +128"]
+    with pytest.raises(ConfigError, match="unknown STT engine"):
+        space.stt_options("en", engines=("vosk",))
 
 
 def test_a_candidate_is_a_valid_stack_with_its_threads_and_early_stt():

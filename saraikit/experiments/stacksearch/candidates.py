@@ -44,14 +44,22 @@ class StageOption:
     spec: dict = field(hash=False)
 
 
+STT_ENGINES = ("faster-whisper", "whisper-onnx", "moonshine")
+
+
 def stt_options(language: str, encoders=("fp32", "int8"), margins=(128,), min_windows=(None,),
-                moonshine: bool = True, faster_whisper: bool = True) -> list[StageOption]:
+                engines=STT_ENGINES) -> list[StageOption]:
     """The STT options for ``language``: references first, then the trimmed windows, then Moonshine.
 
     ``min_windows`` are the shortest trimmed windows in frames (None: the
     engine's default, see :mod:`saraikit.engines.whisper_trim`); each margin
-    is tried with each of them.
+    is tried with each of them. ``engines`` picks among :data:`STT_ENGINES`;
+    the full-window FP32 reference is always there.
     """
+    unknown = set(engines) - set(STT_ENGINES)
+    if unknown:
+        raise ConfigError(f"stack search: unknown STT engine(s) {sorted(unknown)}; valid: {list(STT_ENGINES)}")
+    faster_whisper, moonshine = "faster-whisper" in engines, "moonshine" in engines
     for margin in margins:
         if not isinstance(margin, int) or margin < 0:
             raise ConfigError(f"stack search: margin {margin!r} must be an int >= 0 (mel frames of 10 ms)")
@@ -60,7 +68,7 @@ def stt_options(language: str, encoders=("fp32", "int8"), margins=(128,), min_wi
         base = {"model": "whisper-base", "engine": "ctranslate2", "settings": {"compute_type": "int8"}}
         options.append(StageOption("faster-whisper int8 (language given)", {**base, "language": language}))
         options.append(StageOption("faster-whisper int8 (language detected)", dict(base)))
-    for encoder in encoders:
+    for encoder in encoders if "whisper-onnx" in engines else ():
         if encoder != "fp32":
             options.append(StageOption(f"whisper-onnx {encoder} full", _onnx_whisper(language, encoder, FULL_WINDOW, None)))
         for margin, min_window in itertools.product(margins, min_windows):
