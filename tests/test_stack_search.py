@@ -156,3 +156,18 @@ def test_only_voices_06_heard_clearly_enter_the_search(tmp_store):
     assert [o.label for o in kept] == ["kokoro-jm_kumo-es", "kokoro-jf_alpha-es"]  # jf_alpha unmeasured: kept, labelled
     why = evidence.set_index("voice")["why"]
     assert why["espeak-ng-es"] == "upper CI > 10%" and why["kokoro-jf_alpha-es"].startswith("not measured")
+
+
+def test_when_no_voice_is_heard_clearly_the_clearest_still_gives_the_language_a_stack(tmp_store):
+    from saraikit.core.store import Figure, Trial
+
+    run = tmp_store.start_run(target="box")
+    for voice, wer, high in (("espeak-ng-es", 0.52, 0.70), ("kokoro-jm_kumo-es", 0.06, 0.12)):
+        tmp_store.record(run, Trial("tts_round_trip", {"voice": voice}, [Figure("wer", wer, "fraction", 3, extra={"ci_high": high})],
+                                    model_name=voice))
+    options = space.tts_options("es", kokoro_styles=("jm_kumo",))
+    kept, evidence = screen.voice_gate(tmp_store, "box", options, max_wer_pct=10)
+    assert [o.label for o in kept] == ["kokoro-jm_kumo-es"]
+    row = evidence.set_index("voice").loc["kokoro-jm_kumo-es"]
+    assert bool(row["enters_search"]) and "clearest measured voice is kept" in row["why"]
+    assert not evidence.set_index("voice").loc["espeak-ng-es", "enters_search"]

@@ -160,7 +160,11 @@ TTS_WER_BUDGET_PCT = 10.0  # the round-trip WER (upper CI bound) a voice may hav
 def voice_gate(store, target: str, options: list[StageOption], max_wer_pct: float = TTS_WER_BUDGET_PCT
                ) -> tuple[list[StageOption], pd.DataFrame]:
     """Voices whose newest stored round-trip WER (06_quality, trial ``tts_round_trip``) has its upper CI bound
-    within ``max_wer_pct``; a voice 06 never measured is kept and labelled so. Returns (kept, evidence)."""
+    within ``max_wer_pct``; a voice 06 never measured is kept and labelled so. Returns (kept, evidence).
+
+    When no voice passes, the clearest one measured (lowest upper CI bound) is kept and labelled so: a
+    language must still get a stack, and on a few quick-mode sentences one misheard word can push every
+    voice's upper bound over the budget. The evidence table says which voice entered this way."""
     found = store.results(experiment="tts_round_trip", target=target)
     found = found[(found["metric"] == "wer") & (found["status"] == "ok")] if len(found) else found
     rows, kept = [], []
@@ -180,4 +184,10 @@ def voice_gate(store, target: str, options: list[StageOption], max_wer_pct: floa
                      "why": f"upper CI {'<=' if inside else '>'} {max_wer_pct:g}%"})
         if inside:
             kept.append(option)
-    return kept, pd.DataFrame(rows)
+    evidence = pd.DataFrame(rows)
+    if not kept and len(evidence):
+        clearest = int(evidence["ci_high_%"].idxmin())
+        evidence.loc[clearest, "enters_search"] = True
+        evidence.loc[clearest, "why"] += f"; no voice within {max_wer_pct:g}%: the clearest measured voice is kept"
+        kept.append(options[clearest])
+    return kept, evidence
