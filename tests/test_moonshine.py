@@ -138,6 +138,8 @@ def test_bad_settings_are_config_errors():
         build_stage("stt", {**SPEC, "model": "x", "settings": {"max_tokens_per_s": 0}})
     with pytest.raises(ConfigError, match="unknown setting.*beam_size"):
         build_stage("stt", {**SPEC, "settings": {"beam_size": 2}})
+    with pytest.raises(ConfigError, match=r"graph 'onnx2' is not one of \['onnx', 'ort'\]"):
+        build_stage("stt", {**SPEC, "model": "x", "settings": {"graph": "onnx2"}})
     validate_stack({"stages": {"stt": SPEC}})  # "moonshine" is a known engine of a stack file
 
 
@@ -281,3 +283,45 @@ def test_quantization_refuses_an_ort_file(tmp_path):
     (tmp_path / "encoder_model.ort").write_bytes(b"x")
     with pytest.raises(ModelError, match=r"encoder_model\.ort: not applicable: an \.ort file"):
         quantize_all(tmp_path / "encoder_model.ort", [], tmp_path / "out")
+
+
+# --- the .ort files as ONNX graphs (what graph: onnx loads) --------------------------------------
+
+
+@pytest.mark.integration
+def test_converted_graphs_compute_what_the_ort_files_compute(moonshine_dir):
+    import onnxruntime as ort
+
+    from saraikit.models.ort_convert import ort_to_onnx
+
+    samples = read_audio(LIBRIVOX).samples.astype(np.float32)[None, :]
+    shipped = ort.InferenceSession(str(moonshine_dir / "encoder_model.ort"), providers=["CPUExecutionProvider"])
+    converted = ort.InferenceSession(ort_to_onnx(moonshine_dir / "encoder_model.ort").SerializeToString(),
+                                     providers=["CPUExecutionProvider"])
+    expected = shipped.run(None, {"input_values": samples})[0]
+    got = converted.run(None, {"input_values": samples})[0]
+    assert got.shape == expected.shape == (1, 123, 416)
+    assert np.abs(got - expected).max() < 1e-3 * np.abs(expected).max()
+    decoder = ort_to_onnx(moonshine_dir / "decoder_model_merged.ort")
+    assert [n.op_type for n in decoder.graph.node].count("If") == 1  # both branches kept as subgraphs
+    assert {i.name for i in decoder.graph.input} >= {"input_ids", "encoder_hidden_states", "use_cache_branch"}
+
+
+@pytest.mark.integration
+def test_onnx_and_ort_graphs_give_the_same_tokens(model_paths):
+    texts = {}
+    for graph in ("onnx", "ort"):
+        stage = build_stage("stt", {**SPEC, "settings": {"intra_op_num_threads": 1, "graph": graph}})
+        stage.load()
+        result = stage.run(read_audio(LIBRIVOX))
+        texts[graph] = (result.value.text, result.meta["tokens"])
+    assert texts["onnx"] == texts["ort"] == ("He was not an ill-disposed young man,", 11)
+
+
+def test_a_damaged_ort_file_is_not_converted(tmp_path):
+    from saraikit.models.ort_convert import ort_to_onnx
+
+    bad = tmp_path / "encoder_model.ort"
+    bad.write_bytes(b"not flatbuffers at all")
+    with pytest.raises(ModelError, match=r"encoder_model\.ort: not an ONNX Runtime \.ort model"):
+        ort_to_onnx(bad)

@@ -234,15 +234,20 @@ def _ort_load_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-def build_ort_session(model_path: str | Path, config: OrtConfig | None = None):
-    """An ``onnxruntime.InferenceSession`` on CPUExecutionProvider only, configured by ``config``."""
+def build_ort_session(model_path: str | Path, config: OrtConfig | None = None, graph: bytes | None = None):
+    """An ``onnxruntime.InferenceSession`` on CPUExecutionProvider only, configured by ``config``.
+
+    ``graph``: the serialized model to load instead of the file's bytes (a graph converted from
+    ``model_path``, see :mod:`saraikit.models.ort_convert`); errors still name ``model_path``.
+    """
     config = config or OrtConfig()
     path = existing_file(model_path, "ONNX model")
     import onnxruntime as ort
 
     options = _ort_session_options(config)
     try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        source = graph if graph is not None else str(path)
+        return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
     except _ort_load_errors() as error:
         raise ModelError(f"ONNX Runtime could not load {path}: {error}") from error
 

@@ -13,7 +13,9 @@ Decisions:
   ``whisper-onnx int8 +128`` is the ONNX encoder (INT8) with the window
   trimmed to the audio plus 128 mel frames. ``margin_frames: 3000`` reaches
   the full 30 s window: the reference of the trimmed options.
-- Moonshine is English only: it is never offered for another language.
+- Moonshine is English only: it is never offered for another language. It is
+  offered twice, converted to ONNX at load (the engine's default) and as the
+  shipped ``.ort`` files, so the graph lever has its own paired ratio.
 - Every option names a language explicitly (the caller knows it), except the
   ``detected`` reference row that measures language detection's cost.
 """
@@ -45,6 +47,8 @@ class StageOption:
 
 
 STT_ENGINES = ("faster-whisper", "whisper-onnx", "moonshine")
+MOONSHINE_GRAPH = "onnx"  # the .ort files converted at load, so ORT folds the int8 weights (engines.moonshine)
+MOONSHINE, MOONSHINE_SHIPPED = "moonshine base-en", "moonshine base-en (.ort as shipped)"
 
 
 def stt_options(language: str, encoders=("fp32", "int8"), margins=(128,), min_windows=(None,),
@@ -76,8 +80,9 @@ def stt_options(language: str, encoders=("fp32", "int8"), margins=(128,), min_wi
             options.append(StageOption(f"whisper-onnx {encoder} +{margin}{floor}",
                                        _onnx_whisper(language, encoder, margin, min_window)))
     if moonshine and language == "en":
-        options.append(StageOption("moonshine base-en", {"model": "moonshine-base-en", "engine": "moonshine",
-                                                          "language": "en"}))
+        for graph, label in ((MOONSHINE_GRAPH, MOONSHINE), ("ort", MOONSHINE_SHIPPED)):
+            options.append(StageOption(label, {"model": "moonshine-base-en", "engine": "moonshine", "language": "en",
+                                               "settings": {"graph": graph}}))
     return options
 
 

@@ -24,7 +24,7 @@ from saraikit.core import spread
 from saraikit.core.verdict import judge_or_not
 from saraikit.engines.pipeline import PipelineRunner
 from saraikit.experiments import e2e
-from saraikit.experiments.stacksearch.candidates import REFERENCE_STT, Candidate
+from saraikit.experiments.stacksearch.candidates import MOONSHINE, MOONSHINE_SHIPPED, REFERENCE_STT, Candidate
 from saraikit.experiments.stacksearch.halving import HalvingResult
 from saraikit.experiments.stacksearch.screen import lever_ratio
 
@@ -39,7 +39,10 @@ def stt_levers(screen_rows: pd.DataFrame, language: str, encoder: str, margin: i
               f"whisper-onnx {encoder} +{margin}"),
              ("language given vs detected (faster-whisper)", "faster-whisper int8 (language detected)",
               "faster-whisper int8 (language given)"),
-             ("ONNX trimmed vs faster-whisper", "faster-whisper int8 (language given)", f"whisper-onnx {encoder} +{margin}")]
+             ("ONNX trimmed vs faster-whisper", "faster-whisper int8 (language given)", f"whisper-onnx {encoder} +{margin}"),
+             ("Moonshine: ONNX graph vs .ort as shipped", MOONSHINE_SHIPPED, MOONSHINE)]
+    if language != "en":  # Moonshine is English only
+        pairs = [pair for pair in pairs if MOONSHINE not in pair]
     return pd.DataFrame([_lever_row(language, name, lever_ratio(screen_rows, base, cand), base, cand)
                          for name, base, cand in pairs])
 
