@@ -82,6 +82,22 @@ def test_the_adaptive_winner_is_judged_by_the_exhaustive_figures_of_the_same_con
     assert halving.best().config == {"graph_optimization_level": "ALL", "intra_op_num_threads": 2} and gap == 0
 
 
+def test_searches_before_and_after_the_exhaustive_one_are_judged_together():
+    configs = grid.expand(GRID)
+    exhaustive = grid.exhaustive(configs, synthetic(MEDIANS, []), {"min_iterations": 30})
+    before = adaptive.run_adaptive("halving", configs, GRID, synthetic(MEDIANS, [], seed=1), {"min_iterations": 10}, 2)
+    after = adaptive.run_adaptive("tpe", configs, GRID, synthetic(MEDIANS, [], seed=2), {"min_iterations": 10}, 2,
+                                  tpe_trials=3)
+    exhaustive.wall_s, before.wall_s, after.wall_s = 10.0, 3.0, 5.0
+    result = adaptive.bracket([("before", before), ("after", after)], exhaustive)
+    assert result.time_ratio == pytest.approx(0.4)  # mean adaptive wall time / exhaustive
+    gaps = [adaptive.gap_and_ratio(r, exhaustive)[0] for r in (before, after)]
+    assert result.gap_pct == pytest.approx(max(gaps))  # the worse winner decides
+    assert list(result.table["search"]) == ["before", "after"]
+    with pytest.raises(ConfigError, match="adaptive must be 'halving' or 'tpe'"):
+        adaptive.run_adaptive("random", configs, GRID, synthetic(MEDIANS, []), {}, 2)
+
+
 def test_a_measure_function_with_many_gets_each_round_at_once():
     rounds = []
     inner = synthetic(MEDIANS, [])
@@ -125,14 +141,16 @@ def test_the_adaptive_kpis_name_every_trial_of_both_searches(tmp_store):
 
     run_id = tmp_store.start_run(target="t")
     exhaustive_ids = [tmp_store.record(run_id, Trial("grid_exhaustive", {"i": i})) for i in range(3)]
-    adaptive_ids = [tmp_store.record(run_id, Trial("grid_adaptive_x", {"i": i})) for i in range(2)]
-    grid_records.record_adaptive(tmp_store, run_id, "grid_exhaustive", "grid_adaptive_x", 0.36, 1.5,
-                                 "successive_halving, warm processes", "piper", "abc", "real", 24)
+    adaptive_ids = [tmp_store.record(run_id, Trial(f"grid_adaptive_{when}", {"i": i}))
+                    for when in ("before", "after") for i in range(2)]
+    grid_records.record_adaptive(tmp_store, run_id, "grid_exhaustive", ["grid_adaptive_before", "grid_adaptive_after"],
+                                 0.36, 1.5, "successive_halving, warm processes", "piper", "abc", "real", 24)
     ledger = kpi.ledger(tmp_store, "t").set_index("kpi")
     assert ledger.loc["adaptive_time_ratio", "value"] == 0.36 and ledger.loc["adaptive_gap_pct", "value"] == 1.5
     assert ledger.loc["adaptive_gap_pct", "provenance"] == "derived"
     assert ledger.loc["adaptive_gap_pct", "verdict"] not in ("pass", "fail")  # one search each: never judged
     assert ledger.loc["adaptive_time_ratio", "source_trials"] == exhaustive_ids + adaptive_ids
+    assert ledger.loc["adaptive_time_ratio", "n"] == 2
 
 
 def _spawn_orphan_trial(path):

@@ -88,6 +88,9 @@ def test_every_notebook_runs_in_quick_mode_and_reports_values(outputs, tmp_path)
     silero = ledger.loc[("latency_p50_ms", "silero-vad", "synthetic inputs")]
     assert 0 < silero["value"] < 50 and silero["n"] >= 6
     assert "against the 1.02 goal" in _printed(run_dir / "00_inventory.ipynb")
+    # 02: the adaptive search ran before and after the exhaustive one, and both are judged
+    adaptive_ratio = kpi.history(store, "nb-test").query("kpi == 'adaptive_time_ratio'").iloc[0]
+    assert adaptive_ratio["n"] == 2 and 0 < adaptive_ratio["value"] < 10
     # 04: the LLM answered, with a measured time to first token
     ttft = kpi.history(store, "nb-test").query("kpi == 'llm_ttft_p50_ms'").iloc[0]
     assert 1 < ttft["value"] < 10_000 and not math.isnan(ttft["ci_low"])

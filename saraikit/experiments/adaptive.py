@@ -21,6 +21,9 @@ dropping configurations early saved little. Two levers here:
   the finalist with the lowest median, as in successive halving. For spaces
   of hundreds of configurations, where measuring each once is already too
   long.
+- :func:`bracket`: the adaptive search runs twice, before and after the
+  exhaustive one (A B A), so a change of the machine's load between the two
+  strategies does not decide their time ratio.
 
 Every trial is stored as the grid's trials are (one per process), with
 ``method.process`` saying ``warm`` or ``fresh``.
@@ -30,8 +33,10 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from saraikit.core.errors import ConfigError
 from saraikit.core.trials import run_isolated
@@ -138,3 +143,45 @@ def gap_and_ratio(adaptive: SearchResult, exhaustive: SearchResult) -> tuple[flo
                           "search: run both on the same grid")
     gap = (float(np.median(same.samples)) / exhaustive.best().median - 1) * 100
     return gap, adaptive.wall_s / exhaustive.wall_s, same
+
+
+def run_adaptive(kind: str, configs: list[dict], grid_spec: dict, measure: MeasureFn, first_plan: dict,
+                 processes: int, tpe_trials: int = 12) -> SearchResult:
+    """One adaptive search of ``kind`` ("halving" or "tpe") with ``measure``, which is closed afterwards."""
+    from saraikit.experiments.grid import successive_halving
+
+    if kind not in ("halving", "tpe"):
+        raise ConfigError(f"adaptive must be 'halving' or 'tpe', got {kind!r}")
+    try:
+        if kind == "tpe":
+            return tpe_search(grid_spec, measure, first_plan, n_trials=tpe_trials)
+        return successive_halving(configs, measure, first_plan, growth=2.0, keep_fraction=0.5,
+                                  max_rounds=max(2, processes + 1))
+    finally:
+        getattr(measure, "close", lambda: None)()
+
+
+@dataclass
+class Bracket:
+    """Adaptive searches run before and after the exhaustive one (A B A), judged against it.
+
+    A load change during the session hits an adaptive search on one side or
+    the other, never only the exhaustive one: the time ratio is the mean
+    adaptive wall time over the exhaustive wall time, and the gap is the
+    worse of the adaptive winners' gaps (a pass needs both within it).
+    """
+
+    table: pd.DataFrame  # one row per adaptive search: when, wall_s, time_ratio, winner, gap_pct
+    time_ratio: float
+    gap_pct: float
+
+
+def bracket(runs: list[tuple[str, SearchResult]], exhaustive: SearchResult) -> Bracket:
+    rows = []
+    for when, result in runs:
+        gap, ratio, _ = gap_and_ratio(result, exhaustive)
+        rows.append({"search": when, "wall_s": result.wall_s, "trials": result.trials_run, "time_ratio": ratio,
+                     "winner": config_label(result.best().config), "gap_pct": gap})
+    table = pd.DataFrame(rows)
+    mean_wall = float(table["wall_s"].mean())
+    return Bracket(table, mean_wall / exhaustive.wall_s, float(table["gap_pct"].max()))
