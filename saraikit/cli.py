@@ -7,7 +7,7 @@
     saraikit bench MODEL [--ort KEY=VALUE ...] [--dim NAME=INT ...] [--config FILE] [--warmup N]
                          [--min-iterations N] [--min-duration S] [--processes N] [--inline] [--timeout S]
     saraikit overhead MODEL [--dim NAME=INT ...]
-    saraikit workbook [--target NAME] [--quick] [--only NOTEBOOK ...] [--params FILE]
+    saraikit workbook [--target NAME] [--quick] [--only NOTEBOOK ...] [--params FILE] [--resume RUN_ID|last]
                       [--cluster ADDRESS [--targets all|A,B]]
     saraikit worker --scheduler ADDRESS [--target NAME]
     saraikit cluster ADDRESS             the workers of a Dask scheduler, their targets and model check
@@ -130,6 +130,9 @@ def cmd_overhead(args) -> int:
 
 def cmd_workbook(args) -> int:
     if args.cluster:
+        if args.resume:
+            raise ConfigError("--resume resumes a run on this machine; a fleet run is resumed by running it again "
+                              "(every notebook a target finished is already in the head's database)")
         from saraikit.report.fleet_workbook import run_fleet_workbook  # lazy: `saraikit --help` stays fast; a command imports only what it needs
 
         fleet = run_fleet_workbook(args.cluster, targets=args.targets, quick=args.quick, only=args.only,
@@ -138,7 +141,8 @@ def cmd_workbook(args) -> int:
         return 0 if fleet.ok else 1
     from saraikit.report.workbook import run_workbook  # lazy: `saraikit --help` stays fast; a command imports only what it needs
 
-    result = run_workbook(target=args.target, quick=args.quick, only=args.only, params_file=args.params)
+    result = run_workbook(target=args.target, quick=args.quick, only=args.only, params_file=args.params,
+                          resume=args.resume)
     print(result.table())
     return 0 if result.ok else 1
 
@@ -272,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", help="parameter YAML (default params/<target>.yaml or params/default.yaml)")
     p.add_argument("--cluster", help="Dask scheduler address (tcp://HOST:8786): run on the workers of each target")
     p.add_argument("--targets", default="all", help="with --cluster: all, or a comma-separated list of targets")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue a run that was killed: RUN_ID or 'last'; the "
+                   "notebooks it finished are kept, the others run again under the same run id")
     p.set_defaults(func=cmd_workbook)
 
     p = sub.add_parser("worker", help="start a Dask worker advertising this device's target and benchmark slot")

@@ -143,5 +143,5 @@ def test_pipeline_options_may_change_per_utterance_in_a_warm_worker(early_runner
     early = early_runner.run(clip, "en", isolated=False)  # back to the stack's own options
     assert late["status"] == early["status"] == "ok"
     assert "early_stt_saved_ms" not in late and early["early_stt_saved_ms"] > 0
-    with pytest.raises(ConfigError, match="first_chunk must be 'sentence' or 'clause'"):
+    with pytest.raises(ConfigError, match=r"first_chunk must be one of \['sentence', 'clause', 'words'\], got 'word'"):
         early_runner.run(clip, "en", options={"first_chunk": "word"})

@@ -203,6 +203,26 @@ def test_a_wer_run_sharded_over_two_workers_equals_the_local_run_row_for_row(loo
     pd_testing.assert_frame_equal(remote_noise.transcripts, local_noise.transcripts)
 
 
+@pytest.mark.integration
+def test_a_tts_round_trip_sharded_over_the_workers_scores_like_the_local_one(loopback, tmp_path):
+    from saraikit.experiments.realinputs import SENTENCES_EN
+    from saraikit.fleet import shards
+    from saraikit.quality import tts_eval
+    from saraikit.quality.transcribe import SttSystem, Transcriber
+
+    lab, client = loopback
+    voice = next(v for v in tts_eval.default_voices() if v.label == "espeak-ng-en")
+    synthesized = tts_eval.synthesize(voice, list(SENTENCES_EN)[:3], tmp_path / "tts")
+    listener = SttSystem("whisper-tiny.en int8", "whisper-tiny.en", "int8")
+    local = tts_eval.round_trip(Transcriber(listener, 1), synthesized, n_boot=300)
+    remote = shards.sharded_round_trip(client, listener, synthesized, cpu_threads=1, n_boot=300, shard_size=2)
+    pd_testing = pytest.importorskip("pandas.testing")
+    local_report, remote_report = local["espeak-ng-en"].report, remote["espeak-ng-en"].report
+    pd_testing.assert_frame_equal(remote_report.rows, local_report.rows)
+    assert len(remote_report.rows) == 3 and remote_report.wer == local_report.wer
+    assert (remote_report.wer_ci.low, remote_report.wer_ci.high) == (local_report.wer_ci.low, local_report.wer_ci.high)
+
+
 def _kill_while_running(client, name: str, key, settle_s: float = 2.0, timeout_s: float = 90.0) -> int:
     """SIGKILL the worker process called ``name`` once it is running the job ``key``; return the killed pid."""
     import signal
@@ -317,6 +337,29 @@ def test_a_fleet_workbook_on_two_targets_gives_one_database_and_one_index(loopba
         assert json.loads((tmp_path / "outputs" / target / "runs" / run.run_id / "summary.json").read_text())["target"] == target
     index = (tmp_path / "outputs" / "index.html").read_text()
     assert all(f"<h2>{t}</h2>" in index for t in wanted)
+
+
+@pytest.mark.integration
+def test_06_on_the_cluster_transcribes_in_shards_and_stores_its_figures(loopback, tmp_path, monkeypatch):
+    from distributed import get_task_stream
+
+    from saraikit.report import kpi, workbook
+
+    lab, client = loopback
+    monkeypatch.setenv("SARAIKIT_OUTPUTS", str(tmp_path / "outputs"))
+    small = {"cluster": lab.address, "shard_size": 2, "only_systems": ["whisper-tiny.en int8"], "spanish_clips": 2,
+             "noise_types": ["white"], "snrs_db": [10], "noise_clips": 2, "noise_systems": ["whisper-tiny.en int8"],
+             "kokoro_styles": [], "kokoro_es_variants": [], "tts_sentences_en": 2, "tts_sentences_es": 2,
+             "mos_clips": 2, "kit_sentences": 1, "datasets": ["cards_en"]}
+    (tmp_path / "params.yaml").write_text(json.dumps({"06_quality": small}))
+    with get_task_stream(client) as stream:
+        result = workbook.run_workbook(target="shard-test", quick=True, only=["06_quality"],
+                                       params_file=tmp_path / "params.yaml", progress=False)
+    assert result.ok, result.table()
+    assert sum(1 for task in stream.data if task["key"].startswith("transcribe_shard")) >= 3
+    store = ResultsStore(tmp_path / "outputs" / "results.sqlite")
+    wer = kpi.history(store, "shard-test").query("kpi == 'wer'")
+    assert len(wer) and wer["value"].between(0, 100).all()
 
 
 def test_the_cli_says_which_scheduler_it_cannot_reach(capsys):

@@ -173,3 +173,30 @@ def test_first_clause_cuts_only_the_first_piece_at_a_comma():
     assert SentenceCutter(first_clause=True).feed("It costs 3,5 euros, I think. Yes") == ["It costs 3,5 euros,"]
     assert SentenceCutter().feed("Claro, he puesto una alarma, para las siete. Y") == [
         "Claro, he puesto una alarma, para las siete."]
+
+
+def test_first_words_cuts_only_the_first_piece_after_n_whole_words():
+    from saraikit.data.sentences import SentenceCutter
+
+    cutter = SentenceCutter(first_words=4)
+    pieces = []
+    for token in ["The", " capital", " of", " France"]:
+        pieces += cutter.feed(token)
+    assert pieces == []  # "France" is not whole until a space follows it
+    assert cutter.feed(" is Paris, a city. It") == ["The capital of France", "is Paris, a city."]
+    assert cutter.feed(" is big, very big. ") == []  # later pieces are whole sentences, not clauses or words
+    assert cutter.flush() == ["It is big, very big."]
+    assert SentenceCutter(first_words=4).feed("Sí, claro que sí. Vale") == ["Sí, claro que sí."]  # a sentence ends first
+    assert SentenceCutter(first_words=2).feed("I am a cat and ") == ["I am a cat"]  # "I am" is under min_chars
+    with pytest.raises(ConfigError, match="first_words must be an int >= 0"):
+        SentenceCutter(first_words=-1)
+
+
+def test_pipeline_first_chunk_options_are_checked():
+    from saraikit.models.stack import pipeline_options
+
+    assert pipeline_options({"pipeline": {"first_chunk": "words"}})["first_words"] == 4
+    with pytest.raises(ConfigError, match=r"first_chunk must be one of \['sentence', 'clause', 'words'\]"):
+        pipeline_options({"pipeline": {"first_chunk": "syllable"}})
+    with pytest.raises(ConfigError, match="first_words must be an int >= 1"):
+        pipeline_options({"pipeline": {"first_chunk": "words", "first_words": 0}})

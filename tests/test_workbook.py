@@ -141,3 +141,50 @@ def test_quick_sizes_come_from_one_file_and_the_target_file_wins(scratch, monkey
     with pytest.raises(ConfigError, match="unknown parameter\\(s\\) \\['greting'\\]"):
         quick_file.write_text("01_ok: {greting: typo}\n")
         notebook.quick_overrides("01_ok", {"greeting": "hi", "quick": True}, quick_file)
+
+
+def test_a_run_whose_head_was_killed_resumes_under_its_id_keeping_the_notebooks_it_finished(tmp_path, monkeypatch):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    params = "target = None\nrun_id = None\nquick = False"
+    write(folder / "01_first.ipynb", [("params", params), ("code", "print('first done')")])
+    write(folder / "02_slow.ipynb", [("params", params), ("code", (
+        "import os, pathlib, time\nmark = pathlib.Path(os.environ['SLOW_MARK'])\n"
+        "if not mark.exists():\n    mark.write_text('started')\n    time.sleep(300)\nprint('slow done')"))])
+    write(folder / "03_last.ipynb", [("params", params), ("code", "print('last done')")])
+    env = {**os.environ, "SARAIKIT_NOTEBOOKS": str(folder), "SARAIKIT_OUTPUTS": str(tmp_path / "outputs"),
+           "SLOW_MARK": str(tmp_path / "slow.mark")}
+    for key in ("SARAIKIT_NOTEBOOKS", "SARAIKIT_OUTPUTS", "SLOW_MARK"):
+        monkeypatch.setenv(key, env[key])
+    head = subprocess.Popen([sys.executable, "-c", "from saraikit.report import workbook; "
+                             "workbook.run_workbook(target='kill-box', quick=True, progress=False)"],
+                            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not (tmp_path / "slow.mark").exists():
+        assert head.poll() is None and time.monotonic() < deadline, "the workbook never reached 02_slow"
+        time.sleep(0.2)
+    os.killpg(head.pid, signal.SIGKILL)  # the head and its kernel, mid-notebook
+    head.wait()
+    store = ResultsStore(tmp_path / "outputs" / "results.sqlite")
+    killed_run = store.runs()["run_id"].iloc[-1]
+    run_dir = tmp_path / "outputs" / "kill-box" / "runs" / killed_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [nb["name"] for nb in summary["notebooks"]] == ["01_first"]  # written after each notebook
+    first_written = (run_dir / "01_first.ipynb").stat().st_mtime_ns
+
+    resumed = workbook.run_workbook(target="kill-box", quick=True, resume="last", progress=False)
+    assert resumed.run_id == killed_run and len(store.runs()) == 1
+    assert [(nb.name, nb.status) for nb in resumed.notebooks] == [("01_first", "ok"), ("02_slow", "ok"), ("03_last", "ok")]
+    assert (run_dir / "01_first.ipynb").stat().st_mtime_ns == first_written  # kept, not run again
+    printed = "".join(o.get("text", "") for c in nbformat.read(run_dir / "02_slow.ipynb", as_version=4).cells
+                      for o in c.get("outputs", []))
+    assert "slow done" in printed
+    with pytest.raises(ConfigError, match="cannot resume run 'nope'.*no quick run with that id for target 'kill-box'"):
+        workbook.run_workbook(target="kill-box", quick=True, resume="nope", progress=False)
+    with pytest.raises(ConfigError, match="no full run of target 'kill-box' to resume"):
+        workbook.run_workbook(target="kill-box", quick=False, resume="last", progress=False)

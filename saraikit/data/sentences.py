@@ -31,6 +31,11 @@ Decisions:
   colon followed by a space (again at least ``min_chars`` long): the first
   audio then needs only the first clause, a lever on time to first audio that
   costs a pause in the prosody. Later pieces are whole sentences.
+- ``first_words=N`` (N > 0) lets the *first* piece end after its N-th whole
+  word (a word is whole once a space follows it), or earlier at a clause or
+  sentence end: the TTS starts on a few words, the most aggressive lever on
+  time to first audio, paid with a break inside the phrase. Later pieces are
+  whole sentences.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ DEFAULT_MIN_CHARS = 10
 _CANDIDATE = re.compile(rf"(?P<end>[{re.escape(TERMINATORS)}]+[{re.escape(CLOSERS)}]*)|(?P<newline>\n)")
 _WORD_BEFORE = re.compile(r"(\w+(?:\.\w+)*)$")
 _CLAUSE_END = re.compile(r"[,;:](?=\s)")
+_WHOLE_WORD = re.compile(r"\S+(?=\s)")
 
 
 class SentenceCutter:
@@ -70,11 +76,14 @@ class SentenceCutter:
     """
 
     def __init__(self, min_chars: int = DEFAULT_MIN_CHARS, abbreviations: Iterable[str] = ABBREVIATIONS,
-                 first_clause: bool = False):
+                 first_clause: bool = False, first_words: int = 0):
         if not isinstance(min_chars, int) or min_chars < 0:
             raise ConfigError(f"SentenceCutter.min_chars must be an int >= 0, got {min_chars!r}")
+        if isinstance(first_words, bool) or not isinstance(first_words, int) or first_words < 0:
+            raise ConfigError(f"SentenceCutter.first_words must be an int >= 0, got {first_words!r}")
         self.min_chars = min_chars
-        self.first_clause = bool(first_clause)
+        self.first_clause = bool(first_clause) or first_words > 0
+        self.first_words = first_words
         self._emitted = 0
         self.abbreviations = frozenset(a.lower().rstrip(".") for a in abbreviations)
         self._buffer = ""
@@ -114,8 +123,19 @@ class SentenceCutter:
             clause = next((m.end() for m in _CLAUSE_END.finditer(self._buffer)
                            if len(self._buffer[: m.end()].strip()) >= self.min_chars), None)
             if clause is not None and (cut is None or clause < cut):
-                return clause
+                cut = clause
+            words = self._words_cut() if self.first_words else None
+            if words is not None and (cut is None or words < cut):
+                cut = words
         return cut
+
+    def _words_cut(self) -> int | None:
+        """Index just past the ``first_words``-th whole word of the buffer (one followed by whitespace), or a later
+        one when the text so far is shorter than ``min_chars``; None when there is no such word yet."""
+        for count, word in enumerate(_WHOLE_WORD.finditer(self._buffer), start=1):
+            if count >= self.first_words and len(self._buffer[: word.end()].strip()) >= self.min_chars:
+                return word.end()
+        return None
 
     def _next_sentence_cut(self) -> int | None:
         undecided = False

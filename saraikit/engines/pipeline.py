@@ -211,7 +211,9 @@ class LoadedStack:
         return row
 
     def _cutter(self) -> SentenceCutter:
-        return SentenceCutter(first_clause=self.options["first_chunk"] == "clause")
+        chunk = self.options["first_chunk"]
+        return SentenceCutter(first_clause=chunk == "clause",
+                              first_words=self.options["first_words"] if chunk == "words" else 0)
 
     def _onsets(self, vad_stage: Stage, vad, n_samples: int) -> list:
         after = float(self.options["speculate_after_ms"]) if self.options["early_stt"] else 0.0

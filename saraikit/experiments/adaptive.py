@@ -44,7 +44,7 @@ from saraikit.core.warm import WarmProcess
 from saraikit.engines.ort import OrtConfig
 from saraikit.experiments.bench import outcome_trial, single_outcome
 from saraikit.experiments.grid import (Candidate, MeasureFn, MeasurementFailed, SearchResult, _Counter,
-                                       _measure_into, _measure_round, config_label)
+                                       _measure_into, _measure_round, config_label, successive_halving)
 from saraikit.experiments.scenario import OnnxBench, run_onnx_bench
 
 
@@ -148,8 +148,6 @@ def gap_and_ratio(adaptive: SearchResult, exhaustive: SearchResult) -> tuple[flo
 def run_adaptive(kind: str, configs: list[dict], grid_spec: dict, measure: MeasureFn, first_plan: dict,
                  processes: int, tpe_trials: int = 12) -> SearchResult:
     """One adaptive search of ``kind`` ("halving" or "tpe") with ``measure``, which is closed afterwards."""
-    from saraikit.experiments.grid import successive_halving
-
     if kind not in ("halving", "tpe"):
         raise ConfigError(f"adaptive must be 'halving' or 'tpe', got {kind!r}")
     try:

@@ -32,7 +32,11 @@ Decisions:
 - A worker keeps one loaded transcriber between shards (a warm worker: the
   model loads once per worker and system, not once per shard).
 - Systems with an ONNX encoder (a file notebook 01 wrote on the head) are not
-  sharded: their encoder file is not a manifest model.
+  sharded: their encoder file is not a manifest model. In a sharded run
+  (:func:`sharded_accuracy`, :func:`sharded_noise_sweeps`) they are
+  transcribed on the head instead, so 06 on a cluster still scores them.
+- TTS round trips (:func:`sharded_round_trip`): the voices synthesize on the
+  head (their audio files are the run's), the listening STT runs in shards.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from saraikit.core.hardware import target_slug
 from saraikit.quality.stt_eval import (TRANSCRIPT_COLUMNS, AccuracyRun, NoiseRun, Utterance, noise_sweeps,
                                        run_accuracy, transcribe_all)
 from saraikit.quality.transcribe import SttSystem, Transcriber
+from saraikit.quality.tts_eval import round_trip
 from saraikit.fleet import cluster, models_sync
 
 DEFAULT_SHARD_SIZE = 8
@@ -125,6 +130,19 @@ def sharded_noise_sweeps(client, systems: Sequence[SttSystem], sets: dict[str, l
     return noise_sweeps(systems, sets, transcribe_set=transcribe, **kwargs)
 
 
+def sharded_round_trip(client, system: SttSystem, synthesized: pd.DataFrame, cpu_threads: int = 2, n_boot: int = 2000,
+                       shard_size: int = DEFAULT_SHARD_SIZE, target: str | None = None) -> dict:
+    """:func:`saraikit.quality.tts_eval.round_trip` with ``system`` listening, transcribed in shards on the
+    workers of ``target`` (as :func:`sharded_accuracy`); the synthesis stays on the head."""
+    target = shard_target(target)
+    prepare(client, [system], target)
+    return round_trip(None, synthesized, n_boot=n_boot,
+                      transcribe_set=partial(_set_transcriber, client, system, shard_size=shard_size,
+                                             cpu_threads=cpu_threads, target=target))
+
+
 def _set_transcriber(client, system: SttSystem, utterances: Sequence[Utterance], shard_size: int, cpu_threads: int,
                      target: str | None) -> pd.DataFrame:
+    if system.encoder is not None:  # an ONNX encoder file of the head's: transcribed here, as a local run does
+        return transcribe_all(Transcriber(system, cpu_threads), list(utterances))
     return sharded_transcribe(client, system, utterances, shard_size, cpu_threads, target)

@@ -27,8 +27,10 @@ from saraikit.core.hardware import target_slug
 
 STACK_KEYS = {"stages", "links", "name", "pipeline", "provenance"}
 # How the pipeline runs a stack (saraikit.engines.pipeline): early (speculative) STT and its delay.
-# first_chunk: "sentence" (TTS starts on the first whole sentence) or "clause" (on the first clause, at a comma).
-PIPELINE_OPTIONS = {"early_stt": False, "speculate_after_ms": 0.0, "first_chunk": "sentence"}
+# first_chunk: "sentence" (TTS starts on the first whole sentence), "clause" (on the first clause, at a comma) or
+# "words" (on the first ``first_words`` words, or earlier at a clause or sentence end).
+PIPELINE_OPTIONS = {"early_stt": False, "speculate_after_ms": 0.0, "first_chunk": "sentence", "first_words": 4}
+FIRST_CHUNKS = ("sentence", "clause", "words")
 STAGE_KEYS = {"model", "engine", "settings", "expects", "produces", "has", "language"}
 KINDS = ("vad", "stt", "llm", "tts")  # a stage is named after its kind, optionally with a language: stt_es
 BEST_STACK = "best_stack.yaml"
@@ -88,8 +90,12 @@ def pipeline_options(stack: dict, where: str = "stack") -> dict:
     options = {**PIPELINE_OPTIONS, **given}
     if not isinstance(options["early_stt"], bool):
         raise ConfigError(f"{where}: pipeline.early_stt must be true or false, got {options['early_stt']!r}")
-    if options["first_chunk"] not in ("sentence", "clause"):
-        raise ConfigError(f"{where}: pipeline.first_chunk must be 'sentence' or 'clause', got {options['first_chunk']!r}")
+    if options["first_chunk"] not in FIRST_CHUNKS:
+        raise ConfigError(f"{where}: pipeline.first_chunk must be one of {list(FIRST_CHUNKS)}, "
+                          f"got {options['first_chunk']!r}")
+    words = options["first_words"]
+    if isinstance(words, bool) or not isinstance(words, int) or words < 1:
+        raise ConfigError(f"{where}: pipeline.first_words must be an int >= 1, got {words!r}")
     after = options["speculate_after_ms"]
     if isinstance(after, bool) or not isinstance(after, (int, float)) or not after >= 0:
         raise ConfigError(f"{where}: pipeline.speculate_after_ms must be a number >= 0, got {after!r}")

@@ -166,14 +166,20 @@ def synthesize(voice: Voice, sentences: Sequence[str], out_dir: str | Path,
     return pd.DataFrame(rows)
 
 
-def round_trip(transcribe: Callable[[np.ndarray, str], str], synthesized: pd.DataFrame,
-               n_boot: int = 2000) -> dict[str, SttScore]:
-    """Transcribe each voice's audio and score it against the text it was given; one score per voice."""
+def round_trip(transcribe: Callable[[np.ndarray, str], str] | None, synthesized: pd.DataFrame,
+               n_boot: int = 2000, transcribe_set: Callable[[list[Utterance]], pd.DataFrame] | None = None
+               ) -> dict[str, SttScore]:
+    """Transcribe each voice's audio and score it against the text it was given; one score per voice.
+
+    ``transcribe_set`` transcribes a voice's clips elsewhere (shards on a cluster,
+    :func:`saraikit.fleet.shards.sharded_round_trip`) and returns :func:`transcribe_all`'s rows.
+    """
     results = {}
     for label, group in synthesized.groupby("voice", sort=False):
         items = [Utterance(row.text_id, "tts", row.language, row.text,
                            read_audio(row.path, target_sr=SAMPLE_RATE).samples) for row in group.itertuples()]
-        results[label] = score(transcribe_all(transcribe, items, f"round trip {label}"), n_boot=n_boot)
+        frame = transcribe_set(items) if transcribe_set else transcribe_all(transcribe, items, f"round trip {label}")
+        results[label] = score(frame, n_boot=n_boot)
     return results
 
 

@@ -12,6 +12,9 @@ per-target parameter file, and writes one executed copy per run:
 
 A notebook that fails does not stop the others: its partial executed copy is
 still exported (papermill marks the failing cell) and the summary says why.
+``summary.json`` is rewritten after every notebook, so a run whose head was
+killed can be resumed (``--resume RUN_ID`` or ``--resume last``): the
+notebooks it finished are kept, the others run again under the same run id.
 
 Parameter files (YAML) live in ``params/``: ``params/<target>.yaml`` when it
 exists, else ``params/default.yaml``. Top-level keys are notebook names
@@ -174,13 +177,46 @@ def execute(notebook: Path, out_path: Path, parameters: dict) -> NotebookRun:
     return run
 
 
+def resumable(store: ResultsStore, target: str, quick: bool, run_id: str) -> tuple[str, dict[str, NotebookRun]]:
+    """The run to resume (``"last"``: this target's newest run of the same mode) and its finished notebooks.
+
+    A run resumes under its own id: notebooks that finished ``ok`` (by its
+    ``summary.json``, written after every notebook) are kept as they are; the
+    others run again and add their trials to the run. Trials stored by a
+    notebook that was killed midway stay in the database, unreferenced by KPIs.
+    """
+    mode = "quick" if quick else "full"
+    runs = store.runs()
+    mine = runs[(runs["target"] == target) & (runs["mode"] == mode)]
+    if run_id == "last":
+        if mine.empty:
+            raise ConfigError(f"no {mode} run of target {target!r} to resume in {store.path}")
+        run_id = str(mine.iloc[-1]["run_id"])
+    elif run_id not in set(mine["run_id"]):
+        raise ConfigError(f"cannot resume run {run_id!r}: {store.path} has no {mode} run with that id for target "
+                          f"{target!r} (runs of it: {list(mine['run_id'])[-3:]})")
+    summary = paths.outputs_dir() / target / "runs" / run_id / "summary.json"
+    finished = {}
+    if summary.exists():
+        for entry in json.loads(summary.read_text()).get("notebooks", []):
+            if entry.get("status") == "ok":
+                finished[entry["name"]] = NotebookRun(**entry)
+    return run_id, finished
+
+
 def run_workbook(target: str | None = None, quick: bool = False, only: list[str] | None = None,
-                 params_file: str | Path | None = None, progress: bool = True) -> WorkbookRun:
+                 params_file: str | Path | None = None, progress: bool = True,
+                 resume: str | None = None) -> WorkbookRun:
+    """Every notebook (or ``only`` these) in a new run, or in the run ``resume`` names (see :func:`resumable`)."""
     target = target_slug(target)
     notebooks = select(only)
     params = load_params(target, params_file)
     store = ResultsStore()
-    run_id = store.start_run(target=target, notes=f"workbook quick={quick}", mode="quick" if quick else "full")
+    finished: dict[str, NotebookRun] = {}
+    if resume:
+        run_id, finished = resumable(store, target, quick, resume)
+    else:
+        run_id = store.start_run(target=target, notes=f"workbook quick={quick}", mode="quick" if quick else "full")
     os.environ["SARAIKIT_BATCH"] = "1"  # kernels inherit it: progress on the terminal, not in the reports
     os.environ["TQDM_DISABLE"] = "1"  # third-party progress bars stay out of the executed notebooks
     out_dir = paths.outputs_dir() / target / "runs" / run_id
@@ -197,6 +233,10 @@ def run_workbook(target: str | None = None, quick: bool = False, only: list[str]
         bar = tqdm(notebooks, desc="workbook", unit="notebook", disable=not progress)
         for notebook in bar:
             bar.set_postfix_str(notebook.stem)
+            if notebook.stem in finished:
+                log.info("%s already finished in run %s: kept", notebook.name, run_id)
+                result.notebooks.append(finished[notebook.stem])
+                continue
             quick_sizes = quick_values(notebook.stem) if quick else {}
             parameters = {**quick_sizes, **params.get("all", {}), **params.get(notebook.stem, {}),
                           "target": target, "run_id": run_id, "quick": quick}
@@ -205,6 +245,7 @@ def run_workbook(target: str | None = None, quick: bool = False, only: list[str]
             log.info("%s %s in %.1f s", notebook.name, nb_run.status, nb_run.seconds)
             result.notebooks.append(nb_run)
             publish_latest(out_dir, paths.outputs_dir() / target, notebook.stem)
+            atomic_write_json(out_dir / "summary.json", asdict(result))  # a killed head leaves what finished
     finally:
         result.seconds = time.perf_counter() - start
         atomic_write_json(out_dir / "summary.json", asdict(result))

@@ -123,7 +123,7 @@ class Candidate:
     tts: StageOption
     threads: tuple[tuple[str, int], ...]  # sorted (key, value) pairs of THREAD_KEYS
     early_stt: bool
-    first_chunk: str = "sentence"  # what the TTS speaks first: the first "sentence" or the first "clause"
+    first_chunk: str = "sentence"  # what the TTS speaks first: the first "sentence", "clause" or "words" (four)
 
     @property
     def label(self) -> str:

@@ -170,8 +170,11 @@ def interleaved(candidates: list[Candidate], base_stack: dict, clips: list, roun
 
 
 def lever_variants(winner: Candidate) -> list[Candidate]:
-    """The winner and the winner with one pipeline lever flipped (early STT, first chunk)."""
-    flipped_chunk = "sentence" if winner.first_chunk == "clause" else "clause"
+    """The winner and the winner with one pipeline lever flipped (early STT, first chunk).
+
+    The first chunk is compared with the next longer one: words with the clause, a clause with the
+    sentence, a sentence with the clause."""
+    flipped_chunk = {"words": "clause", "clause": "sentence"}.get(winner.first_chunk, "clause")
     return [winner, replace(winner, early_stt=not winner.early_stt), replace(winner, first_chunk=flipped_chunk)]
 
 

@@ -78,7 +78,9 @@ def pipeline_lever(result: HalvingResult, language: str, name: str, off: str, on
 def pipeline_levers(result: HalvingResult, language: str) -> list[dict]:
     return [pipeline_lever(result, language, "early vs late STT (TTFA)", "late STT", "early STT"),
             pipeline_lever(result, language, "first clause vs first sentence to TTS (TTFA)", "first sentence",
-                           "first clause")]
+                           "first clause"),
+            pipeline_lever(result, language, "first words vs first clause to TTS (TTFA)", "first clause",
+                           "first words")]
 
 
 def _processes(result: HalvingResult, label: str) -> list[spread.ProcessSamples]:
