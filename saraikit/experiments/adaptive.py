@@ -146,14 +146,16 @@ def gap_and_ratio(adaptive: SearchResult, exhaustive: SearchResult) -> tuple[flo
 
 
 def run_adaptive(kind: str, configs: list[dict], grid_spec: dict, measure: MeasureFn, first_plan: dict,
-                 processes: int, tpe_trials: int = 12) -> SearchResult:
-    """One adaptive search of ``kind`` ("halving" or "tpe") with ``measure``, which is closed afterwards."""
+                 processes: int, tpe_trials: int = 12, keep_fraction: float = 0.5) -> SearchResult:
+    """One adaptive search of ``kind`` ("halving" or "tpe") with ``measure``, which is closed afterwards.
+
+    ``keep_fraction``: the share of configurations successive halving keeps after each round."""
     if kind not in ("halving", "tpe"):
         raise ConfigError(f"adaptive must be 'halving' or 'tpe', got {kind!r}")
     try:
         if kind == "tpe":
             return tpe_search(grid_spec, measure, first_plan, n_trials=tpe_trials)
-        return successive_halving(configs, measure, first_plan, growth=2.0, keep_fraction=0.5,
+        return successive_halving(configs, measure, first_plan, growth=2.0, keep_fraction=keep_fraction,
                                   max_rounds=max(2, processes + 1))
     finally:
         getattr(measure, "close", lambda: None)()
