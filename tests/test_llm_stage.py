@@ -46,7 +46,12 @@ def test_llama_stop_and_prompt_builder(model_paths):
 
 @pytest.mark.integration
 def test_pipeline_stage_and_llm_protocol_start_answers_the_same_way(model_paths):
-    """Same prompts, same loaded model, interleaved: the stage's and the protocol's TTFT agree (paired CI has 1)."""
+    """Same prompts, same loaded model, interleaved: the stage's and the protocol's TTFT agree.
+
+    Agreement is equivalence, not "the CI contains 1": that check fails one run in twenty by chance, and
+    whenever the stage's few microseconds of event bookkeeping become detectable (a CI run saw 1.00-1.04).
+    The paired 95% CI must lie within 10% of 1; a stage that kept the previous answer's context (a much
+    shorter prompt evaluation) or paid another prompt's cost would fall outside it."""
     from saraikit.core.spread import ProcessSamples, compare_paired
     from saraikit.data.prompts import PROMPTS, few_shot_prompt
     from saraikit.experiments.llm.generation import generate_once
@@ -68,5 +73,4 @@ def test_pipeline_stage_and_llm_protocol_start_answers_the_same_way(model_paths)
                 result = stage.run(prompt.text)
                 pipeline.append(ProcessSamples([result.seconds("prompt", "first_output") * 1000], i + 1))
     paired = compare_paired(protocol, pipeline)
-    assert paired.ci_low <= 1.0 <= paired.ci_high, paired
-    assert 0.8 < paired.ratio < 1.25
+    assert 0.9 <= paired.ci_low and paired.ci_high <= 1.1, paired
